@@ -77,6 +77,8 @@ def parse_endpoint(value: str, flag: str, *, allow_hostname: bool = True) -> End
         if not allow_hostname:
             raise BadInput(f"{flag} {value!r}: {host!r} is not an IP address") from None
         if not _HOSTNAME.match(host):
-            raise BadInput(f"{flag} {value!r}: {host!r} is neither an IP address nor a hostname") from None
+            raise BadInput(
+                f"{flag} {value!r}: {host!r} is neither an IP address nor a hostname"
+            ) from None
         return Endpoint(host.lower().rstrip("."), port)
     return Endpoint(str(ip), port)

@@ -1,0 +1,3 @@
+from lvscare.cli import main
+
+main()

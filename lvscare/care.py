@@ -1,0 +1,250 @@
+"""The care loop: probe every real server, decide the desired table, make the kernel match.
+
+Data path, top to bottom, once per interval:
+  resolve names -> probe all concurrently -> HealthTracker per server -> desired weights
+  -> table.plan(kernel, desired) -> Proxier.apply(ops)
+The kernel table is read back every round, so anything else that changed it is repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from lvscare.config import RESOLVE_EVERY_ROUNDS, CareConfig, Mode
+from lvscare.endpoint import Endpoint, IPAddress, format_hostport
+from lvscare.errors import BadInput
+from lvscare.health import HealthTracker, State
+from lvscare.kernel import masquerade, modules, sysctl
+from lvscare.kernel.hostnet import HostNetwork
+from lvscare.kernel.ipvs import Proxier
+from lvscare.prober import Prober, ProbeResult
+from lvscare.table import DRAIN, Dest, Op, Service, plan
+
+log = structlog.get_logger("lvscare.care")
+
+
+@dataclass
+class RealServer:
+    """One `--rs` as given, where it currently resolves to, and how healthy it is."""
+
+    endpoint: Endpoint
+    tracker: HealthTracker
+    addr: IPAddress | None = None
+    last: ProbeResult | None = None
+
+    @property
+    def dest(self) -> Dest | None:
+        return None if self.addr is None else Dest(self.addr, self.endpoint.port)
+
+    @property
+    def name(self) -> str:
+        return str(self.endpoint)
+
+    @property
+    def server_name(self) -> str | None:
+        """TLS server name: the hostname when one was given, so its certificate can match."""
+        return self.endpoint.host if self.endpoint.ip is None else None
+
+
+async def resolve(ep: Endpoint, version: int) -> IPAddress:
+    """An address of the VIP's family for `ep`; BadInput naming it if there is none."""
+    if ep.ip is not None:
+        return ep.ip
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(ep.host, ep.port, family=family, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise BadInput(f"--rs {ep}: cannot resolve {ep.host!r} ({e.strerror})") from None
+    if not infos:
+        raise BadInput(f"--rs {ep}: {ep.host!r} has no IPv{version} address")
+    return ipaddress.ip_address(infos[0][4][0])
+
+
+@dataclass
+class RoundReport:
+    """What one round did, for logs, tests and (later) metrics."""
+
+    ops: list[Op] = field(default_factory=list)
+    transitions: list[tuple[str, State, State]] = field(default_factory=list)
+
+
+class Care:
+    """The daemon's logic, with the kernel and the prober passed in (Go lvscare's split)."""
+
+    def __init__(
+        self,
+        config: CareConfig,
+        proxier: Proxier,
+        prober: Prober,
+        hostnet: HostNetwork | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.proxier = proxier
+        self.prober = prober
+        self.hostnet = hostnet
+        self.clock = clock
+        self.service = Service(config.vip, config.vs.port, config.scheduler)
+        self.servers = [
+            RealServer(ep, HealthTracker(rise=config.rise, fall=config.fall)) for ep in config.rs
+        ]
+        self.rounds = 0
+
+    # -- set-up -------------------------------------------------------------------------
+
+    async def resolve_all(self, *, strict: bool) -> None:
+        """Look names up again; a changed address is swapped in the table by the next plan."""
+        for rs in self.servers:
+            if rs.endpoint.ip is not None:
+                rs.addr = rs.endpoint.ip
+                continue
+            try:
+                addr = await resolve(rs.endpoint, self.config.vip.version)
+            except BadInput as e:
+                if strict:
+                    raise
+                log.warning("re-resolve failed, keeping the old address", rs=rs.name, error=str(e))
+                continue
+            if rs.addr is not None and addr != rs.addr:
+                log.info("real server address changed", rs=rs.name, old=str(rs.addr), new=str(addr))
+            rs.addr = addr
+
+    async def prepare_host(self) -> None:
+        """Modules, sysctls and the VIP's link or route: everything outside the IPVS table."""
+        cfg = self.config
+        link = cfg.mode is Mode.LINK
+        modules.ensure_loaded(modules.modules_for(cfg.scheduler, conntrack=link))
+        if self.hostnet is None:
+            return
+        if link:
+            sysctl.ensure_sysctl("net.ipv4.vs.conntrack", "1")
+            for change in await self.hostnet.ensure_link(cfg.iface, cfg.vip):
+                log.info("host network changed", change=change)
+            if masquerade.ensure_masquerade(cfg.vip, cfg.vs.port):
+                log.info("masquerade rule loaded", vip=str(cfg.vs))
+        elif cfg.route_via is not None:
+            for change in await self.hostnet.ensure_route(cfg.vip, cfg.route_via):
+                log.info("host network changed", change=change)
+
+    async def repair_host(self) -> None:
+        """Cheap netlink re-check of the link or route each round (someone may delete them)."""
+        if self.hostnet is None:
+            return
+        cfg = self.config
+        changes: list[str] = []
+        if cfg.mode is Mode.LINK:
+            changes = await self.hostnet.ensure_link(cfg.iface, cfg.vip)
+        elif cfg.route_via is not None:
+            changes = await self.hostnet.ensure_route(cfg.vip, cfg.route_via)
+        for change in changes:
+            log.warning("host network repaired", change=change)
+
+    # -- one round ----------------------------------------------------------------------
+
+    def desired(self) -> dict[Dest, int]:
+        want: dict[Dest, int] = {}
+        for rs in self.servers:
+            dest = rs.dest
+            if dest is None:
+                continue
+            if rs.tracker.state is State.UP:
+                want[dest] = self.config.weight
+            elif rs.tracker.state is State.DRAINING:
+                want.setdefault(dest, DRAIN)
+        return want
+
+    async def probe_all(self) -> list[tuple[str, State, State]]:
+        targets = [rs for rs in self.servers if rs.addr is not None]
+        results = await asyncio.gather(
+            *(self.prober.probe(rs.addr, rs.endpoint.port, rs.server_name) for rs in targets)  # type: ignore[arg-type]
+        )
+        transitions: list[tuple[str, State, State]] = []
+        for rs, result in zip(targets, results, strict=True):
+            rs.last = result
+            if not result.healthy:
+                log.warning(
+                    "probe failed",
+                    rs=rs.name,
+                    addr=format_hostport(rs.addr, rs.endpoint.port) if rs.addr else None,
+                    reason=result.reason,
+                    detail=result.detail,
+                    latency_ms=round(result.latency * 1000, 1),
+                )
+            else:
+                log.debug("probe ok", rs=rs.name, latency_ms=round(result.latency * 1000, 1))
+            before = rs.tracker.observe(result.healthy)
+            if before is not None:
+                transitions.append((rs.name, before, rs.tracker.state))
+                log.warning(
+                    "real server state changed",
+                    rs=rs.name,
+                    old=before.value,
+                    new=rs.tracker.state.value,
+                    reason=result.reason,
+                )
+        return transitions
+
+    async def reconcile(self) -> list[Op]:
+        """Read the kernel table and apply the difference from the desired table."""
+        actual = await self.proxier.read(self.service)
+        ops = plan(self.service, actual, self.desired())
+        for op in ops:
+            log.info("ipvs change", vs=str(self.service), op=str(op))
+        if ops:
+            await self.proxier.apply(self.service, ops)
+        return ops
+
+    async def run_round(self) -> RoundReport:
+        self.rounds += 1
+        if self.rounds % RESOLVE_EVERY_ROUNDS == 0:
+            await self.resolve_all(strict=False)
+        report = RoundReport()
+        report.transitions = await self.probe_all()
+        await self.repair_host()
+        report.ops = await self.reconcile()
+        return report
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Rounds every interval, measured start to start, until `stop` is set."""
+        interval = self.config.interval
+        next_start = self.clock()
+        while not stop.is_set():
+            try:
+                await self.run_round()
+            except Exception as e:  # a failed round must not end the daemon
+                log.error("round failed", error=f"{type(e).__name__}: {e}")
+            next_start += interval
+            now = self.clock()
+            if next_start < now:  # a slow round: skip ahead instead of bursting
+                next_start = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=next_start - now)
+
+    async def apply_all_now(self) -> list[Op]:
+        """--run-once: every real server in the table at its weight, without probing."""
+        return await self.reconcile()
+
+    async def clean(self) -> list[str]:
+        """-C: remove the virtual server, our link, our route and our nft table."""
+        removed: list[str] = []
+        if await self.proxier.delete_service(self.service):
+            removed.append(f"virtual server {self.service}")
+        if self.hostnet is not None:
+            if await self.hostnet.remove_link(self.config.iface):
+                removed.append(f"interface {self.config.iface}")
+            if self.config.route_via is not None and await self.hostnet.remove_route(
+                self.config.vip
+            ):
+                removed.append(f"route {self.config.vip}")
+        if masquerade.remove_masquerade():
+            removed.append(f"nft table inet {masquerade.TABLE}")
+        return removed

@@ -1,0 +1,239 @@
+"""Validated settings of `lvscare care`: flags become a CareConfig here and nowhere else."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lvscare.endpoint import Endpoint, IPAddress, parse_endpoint
+from lvscare.errors import BadInput
+
+SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sh", "dh")
+
+DEFAULT_VIP = "10.103.97.2"
+DEFAULT_INTERVAL = 5.0
+DEFAULT_WEIGHT = 1
+# Every this many rounds hostnames in --rs are looked up again.
+RESOLVE_EVERY_ROUNDS = 5
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+class Mode(StrEnum):
+    """How locally generated traffic finds the VIP before IPVS takes it."""
+
+    ROUTE = "route"  # a route for the VIP via --ip (or none: the default route will do)
+    LINK = "link"  # VIP/32 on a dummy interface, as kube-proxy does
+
+
+def parse_duration(value: str, flag: str) -> float:
+    """Seconds from `5`, `0.5`, `5s`, `500ms` or Go's `1m30s`; must be positive."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise BadInput(
+                f"{flag} {value!r}: not a duration, write seconds (5) or a duration (5s, 500ms)"
+            ) from None
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise BadInput(f"{flag} {value!r}: must be greater than zero")
+    return seconds
+
+
+def parse_status_codes(values: Iterable[str]) -> frozenset[int]:
+    """`--health-status 401,403` (repeatable) as a set of HTTP codes."""
+    codes: set[int] = set()
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or not 100 <= int(part) <= 599:
+                raise BadInput(f"--health-status {part!r}: not an HTTP status code (100-599)")
+            codes.add(int(part))
+    return frozenset(codes)
+
+
+def parse_headers(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """`--health-req-headers k=v` (repeatable, also comma-separated as pflag's StringToString)."""
+    headers: list[tuple[str, str]] = []
+    for value in values:
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            name, sep, content = part.partition("=")
+            if not sep or not name.strip():
+                raise BadInput(f"--health-req-headers {part!r}: write NAME=VALUE")
+            headers.append((name.strip(), content.strip()))
+    return tuple(headers)
+
+
+def split_list(values: Iterable[str]) -> list[str]:
+    """Repeatable flags that also take comma-separated lists, as Go's StringSlice does."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How one real server is asked whether it is healthy."""
+
+    scheme: str = "https"
+    path: str = "/healthz"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    extra_status: frozenset[int] = frozenset()
+    insecure_skip_verify: bool = True
+    ca_file: str | None = None
+    timeout: float = 2.5
+
+    def healthy_status(self, status: int) -> bool:
+        return 200 <= status < 300 or status in self.extra_status
+
+
+@dataclass(frozen=True)
+class CareConfig:
+    """Everything `care` needs, already checked; the daemon never parses strings again."""
+
+    vs: Endpoint
+    rs: tuple[Endpoint, ...]
+    scheduler: str = "rr"
+    interval: float = DEFAULT_INTERVAL
+    health: HealthCheck = field(default_factory=HealthCheck)
+    mode: Mode = Mode.ROUTE
+    iface: str = "lvscare"
+    route_via: IPAddress | None = None
+    rise: int = 1
+    fall: int = 1
+    weight: int = DEFAULT_WEIGHT
+    debug: bool = False
+
+    @property
+    def vip(self) -> IPAddress:
+        ip = self.vs.ip
+        assert ip is not None, "validated in build_config"
+        return ip
+
+
+def default_timeout(interval: float) -> float:
+    """Half the interval, so a round (bounded by the timeout) ends well before the next."""
+    return max(0.1, min(5.0, interval / 2))
+
+
+def build_config(
+    *,
+    vs: str,
+    rs: Iterable[str],
+    scheduler: str = "rr",
+    interval: str = "5",
+    health_path: str = "/healthz",
+    health_scheme: str = "https",
+    health_method: str = "GET",
+    health_headers: Iterable[str] = (),
+    health_body: str = "",
+    health_status: Iterable[str] = (),
+    health_insecure_skip_verify: bool = True,
+    health_ca_file: str | None = None,
+    health_timeout: str | None = None,
+    mode: str = "route",
+    iface: str = "lvscare",
+    ip: str | None = None,
+    rise: int = 1,
+    fall: int = 1,
+    logger: str = "INFO",
+    require_rs: bool = True,
+) -> CareConfig:
+    """Check every flag and build the config; raises BadInput naming the first bad value."""
+    vs_ep = parse_endpoint(vs, "--vs", allow_hostname=False)
+    vip = vs_ep.ip
+    assert vip is not None
+    rs_eps: list[Endpoint] = []
+    for text in split_list(rs):
+        ep = parse_endpoint(text, "--rs")
+        if ep.ip is not None and ep.ip.version != vip.version:
+            raise BadInput(
+                f"--rs {text!r}: IPv{ep.ip.version} real server for an IPv{vip.version} --vs"
+            )
+        if ep not in rs_eps:
+            rs_eps.append(ep)
+    if require_rs and not rs_eps:
+        raise BadInput("--rs: at least one real server is required (or -C to clean)")
+    if scheduler not in SCHEDULERS:
+        raise BadInput(f"--scheduler {scheduler!r}: unknown, use one of {', '.join(SCHEDULERS)}")
+    interval_s = parse_duration(interval, "--interval")
+    if health_scheme not in ("http", "https"):
+        raise BadInput(f"--health-schem {health_scheme!r}: use https or http")
+    path = health_path if health_path.startswith("/") else "/" + health_path
+    method = health_method.upper()
+    if not re.fullmatch(r"[A-Z]+", method):
+        raise BadInput(f"--health-req-method {health_method!r}: not an HTTP method")
+    timeout = (
+        parse_duration(health_timeout, "--health-timeout")
+        if health_timeout
+        else default_timeout(interval_s)
+    )
+    try:
+        mode_v = Mode(mode)
+    except ValueError:
+        raise BadInput(f"--mode {mode!r}: use route or link") from None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", iface):
+        raise BadInput(f"--iface {iface!r}: not a valid interface name (1-15 characters)")
+    route_via: IPAddress | None = None
+    if ip:
+        try:
+            route_via = ipaddress.ip_address(ip)
+        except ValueError:
+            raise BadInput(f"--ip {ip!r}: not an IP address") from None
+        if route_via.version != vip.version:
+            raise BadInput(
+                f"--ip {ip!r}: IPv{route_via.version} gateway for an IPv{vip.version} --vs"
+            )
+    for flag, count in (("--rise", rise), ("--fall", fall)):
+        if count < 1:
+            raise BadInput(f"{flag} {count}: must be at least 1")
+    if logger.upper() not in ("INFO", "DEBG", "DEBUG"):
+        raise BadInput(f"--logger {logger!r}: use INFO or DEBG")
+    if health_ca_file is not None:
+        try:
+            with open(health_ca_file, "rb"):
+                pass
+        except OSError as e:
+            raise BadInput(f"--health-ca-file {health_ca_file!r}: {e.strerror}") from None
+    return CareConfig(
+        vs=vs_ep,
+        rs=tuple(rs_eps),
+        scheduler=scheduler,
+        interval=interval_s,
+        health=HealthCheck(
+            scheme=health_scheme,
+            path=path,
+            method=method,
+            headers=parse_headers(health_headers),
+            body=health_body,
+            extra_status=parse_status_codes(health_status),
+            insecure_skip_verify=health_insecure_skip_verify,
+            ca_file=health_ca_file,
+            timeout=timeout,
+        ),
+        mode=mode_v,
+        iface=iface,
+        route_via=route_via,
+        rise=rise,
+        fall=fall,
+        debug=logger.upper() != "INFO",
+    )

@@ -1,0 +1,120 @@
+"""Life cycle around the care loop: build the parts, start, stop on a signal, close.
+
+Like uvicorn's Config/Server split: CareConfig is inert data, this module owns the
+resources (netlink sockets, HTTP session, signal handlers) and their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+
+from lvscare import __version__
+from lvscare.care import Care
+from lvscare.config import CareConfig
+from lvscare.errors import KernelUnavailable
+from lvscare.kernel.hostnet import HostNetwork
+from lvscare.kernel.ipvs import IPVSKernel
+from lvscare.prober import HTTPProber
+
+log = structlog.get_logger("lvscare.daemon")
+
+
+class Daemon:
+    def __init__(self, config: CareConfig) -> None:
+        self.config = config
+        self.kernel = IPVSKernel()
+        self.hostnet = HostNetwork()
+        self.prober = HTTPProber(config.health)
+        self.care = Care(config, self.kernel, self.prober, self.hostnet)
+
+    async def close(self) -> None:
+        await self.prober.close()
+        await self.kernel.close()
+        await self.hostnet.close()
+
+    async def start(self) -> None:
+        """Resolve (bad input first), then host set-up and IPVS; nothing is probed yet."""
+        await self.care.resolve_all(strict=True)
+        await self.care.prepare_host()
+        await self.kernel.open()
+
+    async def run_once(self) -> None:
+        await self.start()
+        ops = await self.care.apply_all_now()
+        log.info(
+            "rules set",
+            vs=str(self.config.vs),
+            changes=len(ops),
+            rs=[str(r) for r in self.config.rs],
+        )
+
+    async def clean(self) -> None:
+        """Remove what we made; a kernel without IPVS simply has no virtual server to remove."""
+        try:
+            await self.kernel.open()
+        except KernelUnavailable as e:
+            if "no IPVS" not in str(e):
+                raise
+            self.care.proxier = _NoIPVS()
+        removed = await self.care.clean()
+        log.info("cleaned", removed=removed or "nothing to remove")
+
+    async def serve(self) -> None:
+        """Run until SIGTERM/SIGINT; the kernel table is left as it is so traffic keeps flowing."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info(
+            "lvscare started",
+            version=__version__,
+            vs=str(self.config.vs),
+            rs=[str(r) for r in self.config.rs],
+            scheduler=self.config.scheduler,
+            interval=self.config.interval,
+            timeout=self.config.health.timeout,
+            mode=self.config.mode.value,
+        )
+        loop_task = asyncio.create_task(self.care.run(stop))
+        stop_task = asyncio.create_task(stop.wait())
+        await asyncio.wait({loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        # Do not wait for a round in flight: probes may take up to their timeout.
+        loop_task.cancel()
+        stop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        log.info("lvscare stopped; IPVS table left in place")
+
+
+class _NoIPVS:
+    """Stands in for the kernel table on a kernel without IPVS during -C: nothing to remove."""
+
+    async def delete_service(self, service: object) -> bool:
+        return False
+
+    async def read(self, service: object) -> None:
+        return None
+
+    async def apply(self, service: object, ops: object) -> None:
+        raise KernelUnavailable("this kernel has no IPVS")
+
+    async def close(self) -> None:
+        return None
+
+
+async def run(config: CareConfig, *, run_once: bool = False, clean: bool = False) -> None:
+    daemon = Daemon(config)
+    try:
+        if clean:
+            await daemon.clean()
+        elif run_once:
+            await daemon.run_once()
+        else:
+            await daemon.serve()
+    finally:
+        await daemon.close()
