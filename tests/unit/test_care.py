@@ -1,0 +1,169 @@
+"""The care loop's decisions, with the kernel table held in memory (the lab proves netlink)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from lvscare.care import Care
+from lvscare.config import build_config
+from lvscare.endpoint import IPAddress
+from lvscare.health import State
+from lvscare.prober import ProbeResult
+from lvscare.table import Dest, DestState, Op, Service, ServiceState, plan
+
+
+class TableInMemory:
+    """Applies Ops to a dict, exactly as the kernel would; records every op."""
+
+    def __init__(self) -> None:
+        self.state: ServiceState | None = None
+        self.applied: list[Op] = []
+
+    async def read(self, service: Service) -> ServiceState | None:
+        if self.state is None:
+            return None
+        return ServiceState(self.state.scheduler, dict(self.state.dests))
+
+    async def apply(self, service: Service, ops: Sequence[Op]) -> None:
+        for op in ops:
+            self.applied.append(op)
+            if op.kind == "add-service":
+                self.state = ServiceState(service.scheduler)
+            elif op.kind == "set-service":
+                assert self.state is not None
+                self.state.scheduler = service.scheduler
+            elif op.kind in ("add-dest", "set-dest"):
+                assert self.state is not None and op.dest is not None
+                self.state.dests[op.dest] = DestState(op.weight)
+            elif op.kind == "del-dest":
+                assert self.state is not None and op.dest is not None
+                del self.state.dests[op.dest]
+
+    async def delete_service(self, service: Service) -> bool:
+        existed = self.state is not None
+        self.state = None
+        return existed
+
+    async def close(self) -> None:
+        pass
+
+
+class ScriptedProber:
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+
+    async def probe(self, addr: IPAddress, port: int, server_name: str | None) -> ProbeResult:
+        if str(addr) in self.down:
+            return ProbeResult(False, 0.001, "refused", "Connection refused")
+        return ProbeResult(True, 0.001, status=200)
+
+    async def close(self) -> None:
+        pass
+
+
+M = ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
+
+
+def dest(ip: str) -> Dest:
+    return Dest(ipaddress.ip_address(ip), 6443)
+
+
+def make(**kw: object) -> tuple[Care, TableInMemory, ScriptedProber]:
+    cfg = build_config(vs="10.103.97.2:6443", rs=[f"{m}:6443" for m in M], **kw)  # type: ignore[arg-type]
+    table, prober = TableInMemory(), ScriptedProber()
+    care = Care(cfg, table, prober)
+    return care, table, prober
+
+
+def weights(table: TableInMemory) -> dict[str, int]:
+    assert table.state is not None
+    return {str(d.addr): s.weight for d, s in table.state.dests.items()}
+
+
+async def test_first_round_creates_the_service_with_all_healthy_masters() -> None:
+    care, table, _ = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    assert weights(table) == dict.fromkeys(M, 1)
+
+
+async def test_failed_master_is_drained_then_removed_then_restored() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.down.add(M[1])
+    report = await care.run_round()
+    assert report.transitions == [(f"{M[1]}:6443", State.UP, State.DRAINING)]
+    assert weights(table)[M[1]] == 0
+    await care.run_round()
+    assert M[1] not in weights(table)
+    prober.down.clear()
+    await care.run_round()
+    assert weights(table) == dict.fromkeys(M, 1)
+
+
+async def test_rise_keeps_a_recovered_master_out_until_enough_passes() -> None:
+    care, table, prober = make(rise=3)
+    await care.resolve_all(strict=True)
+    prober.down.add(M[0])
+    await care.run_round()
+    await care.run_round()
+    prober.down.clear()
+    await care.run_round()
+    await care.run_round()
+    assert M[0] not in weights(table)
+    await care.run_round()
+    assert weights(table)[M[0]] == 1
+
+
+async def test_a_table_that_already_matches_is_adopted_without_changes() -> None:
+    care, table, _ = make()
+    table.state = ServiceState("rr", {dest(m): DestState(1) for m in M})
+    await care.resolve_all(strict=True)
+    report = await care.run_round()
+    assert report.ops == [] and table.applied == []
+
+
+async def test_changes_made_by_someone_else_are_repaired_each_round() -> None:
+    care, table, _ = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    assert table.state is not None
+    table.state.scheduler = "wlc"
+    table.state.dests[dest("198.18.0.99")] = DestState(1)
+    del table.state.dests[dest(M[2])]
+    table.state.dests[dest(M[0])] = DestState(7)
+    await care.run_round()
+    assert table.state.scheduler == "rr"
+    assert weights(table) == dict.fromkeys(M, 1)
+    table.state = None  # ipvsadm -C
+    await care.run_round()
+    assert weights(table) == dict.fromkeys(M, 1)
+
+
+async def test_run_once_adds_every_master_without_probing() -> None:
+    care, table, prober = make()
+    prober.down.update(M)  # would fail if probed
+    await care.resolve_all(strict=True)
+    await care.apply_all_now()
+    assert weights(table) == dict.fromkeys(M, 1)
+
+
+async def test_changed_hostname_address_is_swapped_in_the_table() -> None:
+    cfg = build_config(vs="10.103.97.2:6443", rs=["localhost:6443"])
+    table = TableInMemory()
+    care = Care(cfg, table, ScriptedProber())
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    assert weights(table) == {"127.0.0.1": 1}
+    care.servers[0].addr = ipaddress.ip_address("127.0.0.2")  # as if DNS had said so
+    ops = await care.reconcile()
+    assert weights(table) == {"127.0.0.2": 1}
+    assert [o.kind for o in ops] == ["del-dest", "add-dest"]
+
+
+def test_plan_is_the_only_source_of_ops() -> None:
+    # Guard: the care loop and the planner agree on a fresh table.
+    svc = Service(ipaddress.ip_address("10.103.97.2"), 6443, "rr")
+    assert plan(svc, None, {})[0] == Op("add-service")
