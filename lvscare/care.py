@@ -118,11 +118,17 @@ class Care:
                 log.info("real server address changed", rs=rs.name, old=str(rs.addr), new=str(addr))
             rs.addr = addr
 
+    def load_modules(self) -> dict[str, str]:
+        """modprobe what IPVS needs; {module: why} for the ones that would not load."""
+        cfg = self.config
+        return modules.ensure_loaded(
+            modules.modules_for(cfg.scheduler, conntrack=cfg.mode is Mode.LINK)
+        )
+
     async def prepare_host(self) -> None:
-        """Modules, sysctls and the VIP's link or route: everything outside the IPVS table."""
+        """Sysctls and the VIP's link or route: everything outside the IPVS table."""
         cfg = self.config
         link = cfg.mode is Mode.LINK
-        modules.ensure_loaded(modules.modules_for(cfg.scheduler, conntrack=link))
         if self.hostnet is None:
             return
         if link:

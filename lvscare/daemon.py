@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 
 import structlog
+from pyroute2.netlink.exceptions import NetlinkError
 
 from lvscare import __version__
 from lvscare.care import Care
@@ -37,10 +39,29 @@ class Daemon:
         await self.hostnet.close()
 
     async def start(self) -> None:
-        """Resolve (bad input first), then host set-up and IPVS; nothing is probed yet."""
+        """Resolve (bad input first), modules, IPVS, host set-up; nothing is probed yet."""
         await self.care.resolve_all(strict=True)
-        await self.care.prepare_host()
-        await self.kernel.open()
+        await self.open_ipvs()
+        try:
+            await self.care.prepare_host()
+        except (PermissionError, NetlinkError) as e:
+            if isinstance(e, PermissionError) or e.code == errno.EPERM:
+                raise KernelUnavailable(
+                    f"setting up the VIP: permission denied, lvscare needs CAP_NET_ADMIN ({e})"
+                ) from None
+            raise
+
+    async def open_ipvs(self) -> None:
+        """Load modules, then open IPVS; a failure carries modprobe's reason in its one line."""
+        failed = self.care.load_modules()
+        try:
+            await self.kernel.open()
+        except KernelUnavailable as e:
+            if "ip_vs" in failed:
+                raise KernelUnavailable(f"{e}; modprobe ip_vs: {failed['ip_vs']}") from None
+            raise
+        for module, why in failed.items():
+            log.warning("module load failed", module=module, error=why)
 
     async def run_once(self) -> None:
         await self.start()

@@ -24,13 +24,13 @@ def is_loaded(module: str, sys_module: str = SYS_MODULE) -> bool:
     return os.path.isdir(os.path.join(sys_module, module))
 
 
-def ensure_loaded(modules: list[str], sys_module: str = SYS_MODULE) -> list[str]:
-    """modprobe each missing module from /lib/modules; return the ones still missing.
+def ensure_loaded(modules: list[str], sys_module: str = SYS_MODULE) -> dict[str, str]:
+    """modprobe each missing module from /lib/modules; return {module: why} for failures.
 
-    Failures are logged, not raised: a module may be built in, and opening IPVS
-    afterwards gives the one clear error if it really is not there.
+    Failures are not raised: a module may be built in, and opening IPVS afterwards
+    gives the one clear error (with this reason) if it really is not there.
     """
-    missing: list[str] = []
+    missing: dict[str, str] = {}
     modprobe = shutil.which("modprobe") or "/sbin/modprobe"
     for module in modules:
         if is_loaded(module, sys_module):
@@ -40,12 +40,11 @@ def ensure_loaded(modules: list[str], sys_module: str = SYS_MODULE) -> list[str]
                 [modprobe, module], capture_output=True, text=True, timeout=30, check=False
             )
         except (OSError, subprocess.TimeoutExpired) as e:
-            log.warning("module load failed", module=module, error=str(e))
-            missing.append(module)
+            missing[module] = str(e)
             continue
         if proc.returncode == 0:
             log.info("module loaded", module=module)
         else:
-            log.warning("module load failed", module=module, error=proc.stderr.strip())
-            missing.append(module)
+            missing[module] = proc.stderr.strip() or f"modprobe exited {proc.returncode}"
+            log.debug("module load failed", module=module, error=missing[module])
     return missing
