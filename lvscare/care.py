@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -25,8 +25,9 @@ from lvscare.health import HealthTracker, State
 from lvscare.kernel import masquerade, modules, sysctl
 from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import Proxier
+from lvscare.observe import Observer
 from lvscare.prober import Prober, ProbeResult
-from lvscare.table import DRAIN, Dest, Op, Service, plan
+from lvscare.table import DRAIN, Dest, Op, Service, ServiceState, plan
 
 log = structlog.get_logger("lvscare.care")
 
@@ -87,6 +88,7 @@ class Care:
         prober: Prober,
         hostnet: HostNetwork | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.config = config
         self.proxier = proxier
@@ -98,6 +100,10 @@ class Care:
             RealServer(ep, HealthTracker(rise=config.rise, fall=config.fall)) for ep in config.rs
         ]
         self.rounds = 0
+        self.observers = list(observers)
+        # What the kernel held after the last reconcile, and when that reconcile ended.
+        self.kernel_view: ServiceState | None = None
+        self.last_reconcile_at: float | None = None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -176,6 +182,8 @@ class Care:
         transitions: list[tuple[str, State, State]] = []
         for rs, result in zip(targets, results, strict=True):
             rs.last = result
+            for obs in self.observers:
+                obs.probed(rs, result)
             if not result.healthy:
                 log.warning(
                     "probe failed",
@@ -190,6 +198,8 @@ class Care:
             before = rs.tracker.observe(result.healthy)
             if before is not None:
                 transitions.append((rs.name, before, rs.tracker.state))
+                for obs in self.observers:
+                    obs.transitioned(rs, before, rs.tracker.state)
                 log.warning(
                     "real server state changed",
                     rs=rs.name,
@@ -201,12 +211,24 @@ class Care:
 
     async def reconcile(self) -> list[Op]:
         """Read the kernel table and apply the difference from the desired table."""
-        actual = await self.proxier.read(self.service)
-        ops = plan(self.service, actual, self.desired())
-        for op in ops:
-            log.info("ipvs change", vs=str(self.service), op=str(op))
-        if ops:
-            await self.proxier.apply(self.service, ops)
+        start = self.clock()
+        ops: list[Op] = []
+        try:
+            actual = await self.proxier.read(self.service)
+            ops = plan(self.service, actual, self.desired())
+            for op in ops:
+                log.info("ipvs change", vs=str(self.service), op=str(op))
+            if ops:
+                await self.proxier.apply(self.service, ops)
+                actual = await self.proxier.read(self.service)
+        except Exception as e:
+            for obs in self.observers:
+                obs.reconciled(ops, e, self.clock() - start)
+            raise
+        self.kernel_view = actual
+        self.last_reconcile_at = self.clock()
+        for obs in self.observers:
+            obs.reconciled(ops, None, self.last_reconcile_at - start)
         return ops
 
     async def run_round(self) -> RoundReport:
