@@ -28,8 +28,13 @@ from lvscare.kernel.ipvs import Proxier
 from lvscare.observe import Observer
 from lvscare.prober import Prober, ProbeResult
 from lvscare.table import DRAIN, Dest, Op, Service, ServiceState, plan
+from lvscare.watch import ConnectionWatch
 
 log = structlog.get_logger("lvscare.care")
+
+# As kube-proxy: once a real server is drained or removed, packets of its old connections
+# are dropped (the client reconnects elsewhere) instead of new connections landing on it.
+EXPIRE_SYSCTLS = ("net.ipv4.vs.expire_nodest_conn", "net.ipv4.vs.expire_quiescent_template")
 
 
 @dataclass
@@ -104,6 +109,10 @@ class Care:
         # What the kernel held after the last reconcile, and when that reconcile ended.
         self.kernel_view: ServiceState | None = None
         self.last_reconcile_at: float | None = None
+        self._kernel_lock = asyncio.Lock()  # rounds and crash reactions both reconcile
+        self._was_fail_open = False
+        self._watches: dict[str, ConnectionWatch] = {}
+        self._retired: set[asyncio.Task[None]] = set()
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -137,6 +146,11 @@ class Care:
         link = cfg.mode is Mode.LINK
         if self.hostnet is None:
             return
+        for name in EXPIRE_SYSCTLS:
+            try:
+                sysctl.ensure_sysctl(name, "1")
+            except OSError as e:
+                log.warning("sysctl not set", name=name, error=str(e))
         if link:
             sysctl.ensure_sysctl("net.ipv4.vs.conntrack", "1")
             for change in await self.hostnet.ensure_link(cfg.iface, cfg.vip):
@@ -162,57 +176,93 @@ class Care:
 
     # -- one round ----------------------------------------------------------------------
 
+    def fail_open(self) -> bool:
+        """No resolved server is up and --all-down keep: a node that can reach no /healthz
+        usually has a probe problem, not a dead control plane, so keep everyone in."""
+        resolved = [rs for rs in self.servers if rs.addr is not None]
+        return (
+            self.config.all_down == "keep"
+            and bool(resolved)
+            and not any(rs.tracker.state is State.UP for rs in resolved)
+        )
+
     def desired(self) -> dict[Dest, int]:
+        keep_all = self.fail_open()
         want: dict[Dest, int] = {}
         for rs in self.servers:
             dest = rs.dest
             if dest is None:
                 continue
-            if rs.tracker.state is State.UP:
+            if keep_all or rs.tracker.state is State.UP:
                 want[dest] = self.config.weight
             elif rs.tracker.state is State.DRAINING:
                 want.setdefault(dest, DRAIN)
         return want
 
+    def _record(self, rs: RealServer, result: ProbeResult) -> tuple[str, State, State] | None:
+        """Log one probe result and feed it to the server's tracker."""
+        rs.last = result
+        for obs in self.observers:
+            obs.probed(rs, result)
+        latency_ms = round(result.latency * 1000, 1)
+        if result.healthy:
+            log.debug("probe ok", rs=rs.name, latency_ms=latency_ms)
+        else:
+            log.warning(
+                "probe failed",
+                rs=rs.name,
+                addr=format_hostport(rs.addr, rs.endpoint.port) if rs.addr else None,
+                reason=result.reason,
+                detail=result.detail,
+                latency_ms=latency_ms,
+            )
+        return self._transition(rs, rs.tracker.observe(result.healthy), result.reason)
+
+    def _transition(
+        self, rs: RealServer, before: State | None, reason: str | None
+    ) -> tuple[str, State, State] | None:
+        if before is None:
+            return None
+        after = rs.tracker.state
+        log.warning(
+            "real server state changed",
+            rs=rs.name,
+            old=before.value,
+            new=after.value,
+            reason=reason,
+        )
+        for obs in self.observers:
+            obs.transitioned(rs, before, after)
+        return (rs.name, before, after)
+
+    async def _probe(self, rs: RealServer) -> ProbeResult:
+        assert rs.addr is not None
+        return await self.prober.probe(rs.addr, rs.endpoint.port, rs.server_name)
+
     async def probe_all(self) -> list[tuple[str, State, State]]:
         targets = [rs for rs in self.servers if rs.addr is not None]
-        results = await asyncio.gather(
-            *(self.prober.probe(rs.addr, rs.endpoint.port, rs.server_name) for rs in targets)  # type: ignore[arg-type]
-        )
-        transitions: list[tuple[str, State, State]] = []
-        for rs, result in zip(targets, results, strict=True):
-            rs.last = result
-            for obs in self.observers:
-                obs.probed(rs, result)
-            if not result.healthy:
-                log.warning(
-                    "probe failed",
-                    rs=rs.name,
-                    addr=format_hostport(rs.addr, rs.endpoint.port) if rs.addr else None,
-                    reason=result.reason,
-                    detail=result.detail,
-                    latency_ms=round(result.latency * 1000, 1),
-                )
-            else:
-                log.debug("probe ok", rs=rs.name, latency_ms=round(result.latency * 1000, 1))
-            before = rs.tracker.observe(result.healthy)
-            if before is not None:
-                transitions.append((rs.name, before, rs.tracker.state))
-                for obs in self.observers:
-                    obs.transitioned(rs, before, rs.tracker.state)
-                log.warning(
-                    "real server state changed",
-                    rs=rs.name,
-                    old=before.value,
-                    new=rs.tracker.state.value,
-                    reason=result.reason,
-                )
-        return transitions
+        results = await asyncio.gather(*(self._probe(rs) for rs in targets))
+        transitions = [self._record(rs, r) for rs, r in zip(targets, results, strict=True)]
+        return [t for t in transitions if t is not None]
 
     async def reconcile(self) -> list[Op]:
         """Read the kernel table and apply the difference from the desired table."""
+        async with self._kernel_lock:
+            return await self._reconcile()
+
+    async def _reconcile(self) -> list[Op]:
         start = self.clock()
         ops: list[Op] = []
+        fail_open = self.fail_open()
+        if fail_open != self._was_fail_open:
+            self._was_fail_open = fail_open
+            if fail_open:
+                log.error(
+                    "every real server looks down: failing open, all stay in the table",
+                    vs=str(self.service),
+                )
+            else:
+                log.warning("a real server is healthy again: fail-open ended", vs=str(self.service))
         try:
             actual = await self.proxier.read(self.service)
             ops = plan(self.service, actual, self.desired())
@@ -239,23 +289,70 @@ class Care:
         report.transitions = await self.probe_all()
         await self.repair_host()
         report.ops = await self.reconcile()
+        self.sync_watches()
         return report
+
+    # -- instant crash detection --------------------------------------------------------
+
+    def sync_watches(self) -> None:
+        """One watch per resolved server, following address changes."""
+        if not self.config.watch:
+            return
+        for rs in self.servers:
+            if rs.addr is None:
+                continue
+            current = self._watches.get(rs.name)
+            if current is not None and current.addr == rs.addr:
+                continue
+            if current is not None:
+                self._retired.add(asyncio.create_task(current.stop()))
+            watch = ConnectionWatch(
+                rs.name,
+                rs.addr,
+                rs.endpoint.port,
+                lambda rs=rs: self.connection_lost(rs),  # type: ignore[misc]
+                connect_timeout=self.config.health.timeout,
+                retry_after=self.config.interval,
+            )
+            self._watches[rs.name] = watch
+            watch.start()
+
+    async def stop_watches(self) -> None:
+        for watch in self._watches.values():
+            await watch.stop()
+        self._watches.clear()
+
+    async def connection_lost(self, rs: RealServer) -> None:
+        """Probe now; if that fails too, drain at once instead of waiting for `fall`."""
+        if rs.addr is None or rs.tracker.state is not State.UP:
+            return
+        result = await self._probe(rs)
+        transition = self._record(rs, result)
+        if result.healthy or rs.tracker.state is not State.UP:
+            if transition is not None:
+                await self.reconcile()
+            return
+        self._transition(rs, rs.tracker.force_drain(), "connection lost")
+        await self.reconcile()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds every interval, measured start to start, until `stop` is set."""
         interval = self.config.interval
         next_start = self.clock()
-        while not stop.is_set():
-            try:
-                await self.run_round()
-            except Exception as e:  # a failed round must not end the daemon
-                log.error("round failed", error=f"{type(e).__name__}: {e}")
-            next_start += interval
-            now = self.clock()
-            if next_start < now:  # a slow round: skip ahead instead of bursting
-                next_start = now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=next_start - now)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.run_round()
+                except Exception as e:  # a failed round must not end the daemon
+                    log.error("round failed", error=f"{type(e).__name__}: {e}")
+                next_start += interval
+                now = self.clock()
+                if next_start < now:  # a slow round: skip ahead instead of bursting
+                    next_start = now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=next_start - now)
+        finally:
+            await self.stop_watches()
 
     async def apply_all_now(self) -> list[Op]:
         """--run-once: every real server in the table at its weight, without probing."""

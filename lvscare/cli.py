@@ -125,6 +125,19 @@ def cli() -> None:
     hidden=True,
     help="Accepted for compatibility with the Go lvscare; ignored.",
 )
+@click.option(
+    "--all-down",
+    type=click.Choice(["keep", "drain"]),
+    default="keep",
+    show_default=True,
+    help="When every master looks down: keep all in the table (fail open) or drain them.",
+)
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="Hold an idle connection to each master and probe at once when it drops.",
+)
 @click.option("--run-once", is_flag=True, help="Create the rules without probing and exit.")
 @click.option(
     "-C",
@@ -177,6 +190,8 @@ def care(**opts: object) -> None:
             rise=int(opts["rise"]),  # type: ignore[call-overload]
             fall=int(opts["fall"]),  # type: ignore[call-overload]
             logger=str(opts["logger"]),
+            all_down=str(opts["all_down"]),
+            watch=bool(opts["watch"]),
             require_rs=not clean,
         )
         logs.configure(debug=config.debug, fmt=opts["log_format"])  # type: ignore[arg-type]

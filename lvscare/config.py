@@ -122,6 +122,8 @@ class CareConfig:
     fall: int = 1
     weight: int = DEFAULT_WEIGHT
     debug: bool = False
+    all_down: str = "keep"  # keep (fail open) | drain
+    watch: bool = True  # idle connection per server for instant crash detection
 
     @property
     def vip(self) -> IPAddress:
@@ -156,6 +158,8 @@ def build_config(
     rise: int = 1,
     fall: int = 1,
     logger: str = "INFO",
+    all_down: str = "keep",
+    watch: bool = True,
     require_rs: bool = True,
 ) -> CareConfig:
     """Check every flag and build the config; raises BadInput naming the first bad value."""
@@ -208,6 +212,8 @@ def build_config(
             raise BadInput(f"{flag} {count}: must be at least 1")
     if logger.upper() not in ("INFO", "DEBG", "DEBUG"):
         raise BadInput(f"--logger {logger!r}: use INFO or DEBG")
+    if all_down not in ("keep", "drain"):
+        raise BadInput(f"--all-down {all_down!r}: use keep or drain")
     if health_ca_file is not None:
         try:
             with open(health_ca_file, "rb"):
@@ -236,4 +242,6 @@ def build_config(
         rise=rise,
         fall=fall,
         debug=logger.upper() != "INFO",
+        all_down=all_down,
+        watch=watch,
     )

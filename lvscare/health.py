@@ -43,3 +43,13 @@ class HealthTracker:
             elif self.state is State.DRAINING:
                 self.state = State.DOWN
         return before if self.state is not before else None
+
+    def force_drain(self) -> State | None:
+        """A confirmed crash (lost connection, then a failed probe) drains without waiting
+        for `fall` results; return the previous state if it changed."""
+        if self.state is not State.UP:
+            return None
+        self.state = State.DRAINING
+        self.passes = 0
+        self.fails = max(self.fails, self.fall)
+        return State.UP

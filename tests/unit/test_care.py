@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lvscare.care import Care
 from lvscare.config import build_config
@@ -70,6 +71,7 @@ def dest(ip: str) -> Dest:
 
 
 def make(**kw: object) -> tuple[Care, TableInMemory, ScriptedProber]:
+    kw.setdefault("watch", False)  # no connections from the host to lab addresses
     cfg = build_config(vs="10.103.97.2:6443", rs=[f"{m}:6443" for m in M], **kw)  # type: ignore[arg-type]
     table, prober = TableInMemory(), ScriptedProber()
     care = Care(cfg, table, prober)
@@ -151,7 +153,7 @@ async def test_run_once_adds_every_master_without_probing() -> None:
 
 
 async def test_changed_hostname_address_is_swapped_in_the_table() -> None:
-    cfg = build_config(vs="10.103.97.2:6443", rs=["localhost:6443"])
+    cfg = build_config(vs="10.103.97.2:6443", rs=["localhost:6443"], watch=False)
     table = TableInMemory()
     care = Care(cfg, table, ScriptedProber())
     await care.resolve_all(strict=True)
@@ -167,3 +169,89 @@ def test_plan_is_the_only_source_of_ops() -> None:
     # Guard: the care loop and the planner agree on a fresh table.
     svc = Service(ipaddress.ip_address("10.103.97.2"), 6443, "rr")
     assert plan(svc, None, {})[0] == Op("add-service")
+
+
+async def test_every_master_down_keeps_them_all_in_the_table_by_default() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.down.update(M)
+    for _ in range(3):
+        await care.run_round()
+    assert care.fail_open()
+    assert weights(table) == dict.fromkeys(M, 1)
+    prober.down = {M[0], M[1]}  # one master back: the others drain as usual
+    await care.run_round()
+    assert not care.fail_open()
+    assert weights(table) == {M[2]: 1}
+
+
+async def test_all_down_drain_empties_the_table() -> None:
+    care, table, prober = make(all_down="drain")
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.down.update(M)
+    await care.run_round()
+    await care.run_round()
+    assert weights(table) == {}
+
+
+async def test_lost_connection_then_failed_probe_drains_at_once_even_with_high_fall() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cfg = build_config(
+        vs="10.103.97.2:6443", rs=[f"127.0.0.1:{port}"], fall=5, interval="60", all_down="drain"
+    )
+    table, prober = TableInMemory(), ScriptedProber()
+    care = Care(cfg, table, prober)
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    assert await _wait(lambda: bool(accepted))
+    prober.down.add("127.0.0.1")
+    accepted[0].transport.abort()  # the apiserver "crashes"
+    assert await _wait(lambda: weights(table) == {"127.0.0.1": 0})
+    await care.stop_watches()
+    server.close()
+
+
+async def test_idle_connection_closed_by_a_healthy_server_drains_nothing() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cfg = build_config(vs="10.103.97.2:6443", rs=[f"127.0.0.1:{port}"], interval="60")
+    table, prober = TableInMemory(), ScriptedProber()
+    probes: list[str] = []
+    real_probe = prober.probe
+
+    async def counting(addr: IPAddress, port: int, server_name: str | None) -> ProbeResult:
+        probes.append(str(addr))
+        return await real_probe(addr, port, server_name)
+
+    prober.probe = counting  # type: ignore[method-assign]
+    care = Care(cfg, table, prober)
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    assert await _wait(lambda: bool(accepted))
+    accepted[0].close()  # a normal close, as an apiserver does with idle connections
+    assert await _wait(lambda: len(probes) == 2)  # the round's probe and the extra one
+    assert weights(table) == {"127.0.0.1": 1}
+    assert care.servers[0].tracker.state is State.UP
+    await care.stop_watches()
+    server.close()
+
+
+async def _wait(predicate: Callable[[], bool], seconds: float = 10) -> bool:
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return predicate()
