@@ -1,0 +1,92 @@
+"""Everything the daemon tells the outside: status board, metrics, systemd, HTTP endpoint.
+
+The daemon makes one Telemetry next to its Care, starts it before the care loop and
+stops it on the way out; the rest is observers the loop already calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from lvscare.http_endpoint import HealthServer, parse_health_address
+from lvscare.metrics import Metrics
+from lvscare.sdnotify import ReadyNotifier
+from lvscare.status import StatusBoard
+
+if TYPE_CHECKING:
+    from lvscare.care import Care, RealServer
+    from lvscare.health import State
+    from lvscare.observe import Observer
+    from lvscare.prober import ProbeResult
+    from lvscare.table import Op
+
+log = structlog.get_logger("lvscare.telemetry")
+
+
+class Guarded:
+    """An observer whose mistakes are logged, never raised into the care loop."""
+
+    def __init__(self, inner: Observer) -> None:
+        self.inner = inner
+        self.name = type(inner).__name__
+
+    def _failed(self, hook: str, e: Exception) -> None:
+        why = f"{type(e).__name__}: {e}"
+        log.error("observer failed", observer=self.name, hook=hook, error=why)
+
+    def probed(self, rs: RealServer, result: ProbeResult) -> None:
+        try:
+            self.inner.probed(rs, result)
+        except Exception as e:
+            self._failed("probed", e)
+
+    def transitioned(self, rs: RealServer, old: State, new: State) -> None:
+        try:
+            self.inner.transitioned(rs, old, new)
+        except Exception as e:
+            self._failed("transitioned", e)
+
+    def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
+        try:
+            self.inner.reconciled(ops, error, seconds)
+        except Exception as e:
+            self._failed("reconciled", e)
+
+
+class Telemetry:
+    """Registers its observers on `care` at once; `health_address` None or "" means no HTTP."""
+
+    def __init__(self, care: Care, health_address: str | None) -> None:
+        self.care = care
+        self.address = parse_health_address(health_address)  # BadInput before anything runs
+        self.board = StatusBoard(care)
+        self.metrics = Metrics(care)
+        self.notifier = ReadyNotifier(care)
+        care.observers.extend(Guarded(o) for o in (self.board, self.metrics, self.notifier))
+        self.server: HealthServer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+        self.board.started_at = self.care.clock()
+        if self.address is None:
+            return
+        host, port = self.address
+        server = HealthServer(host, port, self.board, self.metrics, asyncio.get_running_loop())
+        await server.start()
+        self.server = server
+        log.info("health endpoint listening", address=f"http://{server.address}",
+                 paths=["/healthz", "/readyz", "/metrics", "/status"])  # fmt: skip
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        self.notifier.stopping()
+        if self.server is not None:
+            server, self.server = self.server, None
+            await asyncio.to_thread(server.stop)
