@@ -10,6 +10,7 @@ import click
 from lvscare import __version__, logs
 from lvscare.config import DEFAULT_VIP, SCHEDULERS, build_config
 from lvscare.errors import BadInput, KernelUnavailable
+from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS
 
 TRUE_WORDS = {"true", "t", "1", "yes"}
 FALSE_WORDS = {"false", "f", "0", "no"}
@@ -152,6 +153,13 @@ def cli() -> None:
     default=None,
     help="Default: json unless stderr is a terminal.",
 )
+@click.option(
+    "--health-address",
+    default=DEFAULT_HEALTH_ADDRESS,
+    show_default=True,
+    metavar="IP:PORT",
+    help="Serve /healthz, /readyz, /metrics and /status here; 'off' for none.",
+)
 def care(**opts: object) -> None:
     """Probe every master's /healthz and keep VIP:PORT in IPVS pointing at the healthy ones.
 
@@ -197,7 +205,8 @@ def care(**opts: object) -> None:
         logs.configure(debug=config.debug, fmt=opts["log_format"])  # type: ignore[arg-type]
         from lvscare.daemon import run
 
-        asyncio.run(run(config, run_once=run_once, clean=clean))
+        health_address = str(opts["health_address"])
+        asyncio.run(run(config, run_once=run_once, clean=clean, health_address=health_address))
     except (BadInput, KernelUnavailable) as e:
         click.echo(f"lvscare: {e}", err=True)
         sys.exit(e.exit_code)

@@ -21,19 +21,23 @@ from lvscare.errors import KernelUnavailable
 from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import IPVSKernel
 from lvscare.prober import HTTPProber
+from lvscare.telemetry import Telemetry
 
 log = structlog.get_logger("lvscare.daemon")
 
 
 class Daemon:
-    def __init__(self, config: CareConfig) -> None:
+    def __init__(self, config: CareConfig, health_address: str | None = None) -> None:
         self.config = config
         self.kernel = IPVSKernel()
         self.hostnet = HostNetwork()
         self.prober = HTTPProber(config.health)
         self.care = Care(config, self.kernel, self.prober, self.hostnet)
+        # /healthz, /readyz, /metrics, /status and systemd's READY=1, as observers of care
+        self.telemetry = Telemetry(self.care, health_address)
 
     async def close(self) -> None:
+        await self.telemetry.stop()
         await self.prober.close()
         await self.kernel.close()
         await self.hostnet.close()
@@ -91,6 +95,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        await self.telemetry.start()  # the HTTP endpoint; a busy --health-address is bad input
         log.info(
             "lvscare started",
             version=__version__,
@@ -128,8 +133,14 @@ class _NoIPVS:
         return None
 
 
-async def run(config: CareConfig, *, run_once: bool = False, clean: bool = False) -> None:
-    daemon = Daemon(config)
+async def run(
+    config: CareConfig,
+    *,
+    run_once: bool = False,
+    clean: bool = False,
+    health_address: str | None = None,
+) -> None:
+    daemon = Daemon(config, None if run_once or clean else health_address)
     try:
         if clean:
             await daemon.clean()
