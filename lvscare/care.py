@@ -26,7 +26,7 @@ from lvscare.kernel import masquerade, modules, sysctl
 from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import Proxier
 from lvscare.observe import Observer
-from lvscare.prober import Prober, ProbeResult
+from lvscare.prober import Prober, ProbeResult, tcp_check
 from lvscare.table import DRAIN, Dest, Op, Service, ServiceState, plan
 from lvscare.watch import ConnectionWatch
 
@@ -323,10 +323,15 @@ class Care:
         self._watches.clear()
 
     async def connection_lost(self, rs: RealServer) -> None:
-        """Probe now; if that fails too, drain at once instead of waiting for `fall`."""
+        """Probe now; if that fails too, drain at once instead of waiting for `fall`.
+
+        A refused TCP connect is proof enough of a crash; only a port that still
+        accepts gets the full health probe.
+        """
         if rs.addr is None or rs.tracker.state is not State.UP:
             return
-        result = await self._probe(rs)
+        failed = await tcp_check(rs.addr, rs.endpoint.port, self.config.health.timeout)
+        result = failed if failed is not None else await self._probe(rs)
         transition = self._record(rs, result)
         if result.healthy or rs.tracker.state is not State.UP:
             if transition is not None:

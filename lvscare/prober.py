@@ -62,6 +62,28 @@ def _oserror_reason(err: OSError | None) -> str:
     return "error"
 
 
+async def tcp_check(addr: IPAddress, port: int, timeout: float) -> ProbeResult | None:
+    """A bare TCP connect: a failing ProbeResult if it fails, None if the port accepts.
+
+    One round trip, no TLS: after a watch connection drops this tells a dead process
+    (refused) from a live one far faster than a full HTTPS probe.
+    """
+    start = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(str(addr), port)
+    except TimeoutError:
+        return ProbeResult(
+            False, time.monotonic() - start, "timeout", f"no TCP answer within {timeout:g}s"
+        )
+    except OSError as e:
+        return ProbeResult(
+            False, time.monotonic() - start, _oserror_reason(e), e.strerror or str(e)
+        )
+    writer.close()
+    return None
+
+
 class HTTPProber:
     """HTTP(S) GET (or the configured method) with the whole probe bounded by the timeout."""
 
