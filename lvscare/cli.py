@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 
 import click
 
 from lvscare import __version__, logs
-from lvscare.config import DEFAULT_VIP, SCHEDULERS, build_config
+from lvscare.config import DEFAULT_VIP, SCHEDULERS, CareConfig, build_config
 from lvscare.errors import BadInput, KernelUnavailable
 from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS
 
@@ -23,6 +24,36 @@ def _bool_word(value: str, flag: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise BadInput(f"{flag} {value!r}: use true or false")
+
+
+def config_from_options(opts: Mapping[str, object]) -> CareConfig:
+    """The parsed options of `care` (click's names) as a checked CareConfig; BadInput if not."""
+    return build_config(
+        vs=str(opts["vs"]),
+        rs=opts["rs"],  # type: ignore[arg-type]
+        scheduler=str(opts["scheduler"]),
+        interval=str(opts["interval"]),
+        health_path=str(opts["health_path"]),
+        health_scheme=str(opts["health_scheme"]),
+        health_method=str(opts["health_req_method"]),
+        health_headers=opts["health_req_headers"],  # type: ignore[arg-type]
+        health_body=str(opts["health_req_body"]),
+        health_status=opts["health_status"],  # type: ignore[arg-type]
+        health_insecure_skip_verify=_bool_word(
+            str(opts["health_insecure_skip_verify"]), "--health-insecure-skip-verify"
+        ),
+        health_ca_file=opts["health_ca_file"],  # type: ignore[arg-type]
+        health_timeout=opts["health_timeout"],  # type: ignore[arg-type]
+        mode=str(opts["mode"]),
+        iface=str(opts["iface"]),
+        ip=opts["ip"],  # type: ignore[arg-type]
+        rise=int(opts["rise"]),  # type: ignore[call-overload]
+        fall=int(opts["fall"]),  # type: ignore[call-overload]
+        logger=str(opts["logger"]),
+        all_down=str(opts["all_down"]),
+        watch=bool(opts["watch"]),
+        require_rs=not opts["clean"],
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,32 +207,7 @@ def care(**opts: object) -> None:
     clean = bool(opts["clean"])
     run_once = bool(opts["run_once"])
     try:
-        config = build_config(
-            vs=str(opts["vs"]),
-            rs=opts["rs"],  # type: ignore[arg-type]
-            scheduler=str(opts["scheduler"]),
-            interval=str(opts["interval"]),
-            health_path=str(opts["health_path"]),
-            health_scheme=str(opts["health_scheme"]),
-            health_method=str(opts["health_req_method"]),
-            health_headers=opts["health_req_headers"],  # type: ignore[arg-type]
-            health_body=str(opts["health_req_body"]),
-            health_status=opts["health_status"],  # type: ignore[arg-type]
-            health_insecure_skip_verify=_bool_word(
-                str(opts["health_insecure_skip_verify"]), "--health-insecure-skip-verify"
-            ),
-            health_ca_file=opts["health_ca_file"],  # type: ignore[arg-type]
-            health_timeout=opts["health_timeout"],  # type: ignore[arg-type]
-            mode=str(opts["mode"]),
-            iface=str(opts["iface"]),
-            ip=opts["ip"],  # type: ignore[arg-type]
-            rise=int(opts["rise"]),  # type: ignore[call-overload]
-            fall=int(opts["fall"]),  # type: ignore[call-overload]
-            logger=str(opts["logger"]),
-            all_down=str(opts["all_down"]),
-            watch=bool(opts["watch"]),
-            require_rs=not clean,
-        )
+        config = config_from_options(opts)
         logs.configure(debug=config.debug, fmt=opts["log_format"])  # type: ignore[arg-type]
         from lvscare.daemon import run
 
