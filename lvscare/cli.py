@@ -12,6 +12,7 @@ from lvscare import __version__, logs
 from lvscare.config import DEFAULT_VIP, SCHEDULERS, CareConfig, build_config
 from lvscare.errors import BadInput, KernelUnavailable
 from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS
+from lvscare.manifest import manifest_command
 
 TRUE_WORDS = {"true", "t", "1", "yes"}
 FALSE_WORDS = {"false", "f", "0", "no"}
@@ -216,6 +217,9 @@ def care(**opts: object) -> None:
     except (BadInput, KernelUnavailable) as e:
         click.echo(f"lvscare: {e}", err=True)
         sys.exit(e.exit_code)
+
+
+cli.add_command(manifest_command)
 
 
 def main() -> None:
