@@ -23,7 +23,6 @@ import structlog
 from aiohttp import web
 
 from lvscare.endpoint import format_hostport, parse_endpoint
-from lvscare.errors import BadInput
 from lvscare.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def _text(body: str, status: int = 200) -> web.Response:
 
 
 class HealthServer:
-    """The endpoint's thread and loop; start() reports a port it could not bind as BadInput."""
+    """The endpoint's thread and its own event loop."""
 
     def __init__(
         self,
@@ -84,6 +83,7 @@ class HealthServer:
     # -- life cycle (called from the care loop's thread) ----------------------------------
 
     async def start(self) -> None:
+        """Listen; OSError (EADDRINUSE, EADDRNOTAVAIL...) if it cannot."""
         bound: concurrent.futures.Future[int] = concurrent.futures.Future()
         self._thread = threading.Thread(
             target=self._run, args=(bound,), name="lvscare-http", daemon=True
@@ -91,12 +91,10 @@ class HealthServer:
         self._thread.start()
         try:
             self.port = await asyncio.wrap_future(bound)
-        except OSError as e:
+        except OSError:
             self._thread.join(5)
             self._thread = None
-            raise BadInput(
-                f"--health-address {self.address}: cannot listen ({e.strerror or e})"
-            ) from None
+            raise
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:

@@ -7,6 +7,7 @@ stops it on the way out; the rest is observers the loop already calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from lvscare.table import Op
 
 log = structlog.get_logger("lvscare.telemetry")
+
+# A port someone else holds must not stop the care loop (as kube-proxy's healthz server):
+# the error is logged once and binding is tried again this often.
+LISTEN_RETRY_SECONDS = 5.0
 
 
 class Guarded:
@@ -58,7 +63,10 @@ class Guarded:
 
 
 class Telemetry:
-    """Registers its observers on `care` at once; `health_address` None or "" means no HTTP."""
+    """Registers its observers on `care` at once; `health_address` None or "" means no HTTP.
+
+    A malformed address is BadInput here, before anything runs.
+    """
 
     def __init__(self, care: Care, health_address: str | None) -> None:
         self.care = care
@@ -69,24 +77,48 @@ class Telemetry:
         care.observers.extend(Guarded(o) for o in (self.board, self.metrics, self.notifier))
         self.server: HealthServer | None = None
         self.started = False
+        self._retry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.started = True
         self.board.started_at = self.care.clock()
-        if self.address is None:
-            return
+        if self.address is not None and not await self._listen(quiet=False):
+            self._retry = asyncio.create_task(self._keep_trying())
+
+    async def _listen(self, *, quiet: bool) -> bool:
+        assert self.address is not None
         host, port = self.address
         server = HealthServer(host, port, self.board, self.metrics, asyncio.get_running_loop())
-        await server.start()
+        try:
+            await server.start()
+        except OSError as e:
+            if not quiet:
+                log.error(
+                    "health endpoint cannot listen; the care loop runs on, retrying",
+                    address=server.address,
+                    error=e.strerror or str(e),
+                    retry_seconds=LISTEN_RETRY_SECONDS,
+                )
+            return False
         self.server = server
         log.info("health endpoint listening", address=f"http://{server.address}",
                  paths=["/healthz", "/readyz", "/metrics", "/status"])  # fmt: skip
+        return True
+
+    async def _keep_trying(self) -> None:
+        while not await self._listen(quiet=True):
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
 
     async def stop(self) -> None:
         if not self.started:
             return
         self.started = False
         self.notifier.stopping()
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
         if self.server is not None:
             server, self.server = self.server, None
             await asyncio.to_thread(server.stop)

@@ -130,7 +130,11 @@ class InProc:
 
 @contextlib.asynccontextmanager
 async def running(
-    monkeypatch: pytest.MonkeyPatch, *, interval: str = "0.2", health_address: str = "127.0.0.1:0"
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    interval: str = "0.2",
+    health_address: str = "127.0.0.1:0",
+    wait_for_endpoint: bool = True,
 ) -> AsyncIterator[InProc]:
     """Daemon.serve() as a task; stopped with a real SIGTERM through its own handler."""
     cfg = build_config(vs=VS, rs=[f"{m}:6443" for m in MASTERS], interval=interval, watch=False)
@@ -146,12 +150,18 @@ async def running(
     monkeypatch.setattr(daemon, "start", start)
     task = asyncio.create_task(daemon.serve())
     try:
-        assert await wait_until(lambda: daemon.telemetry.server is not None or task.done(), 10)
+
+        def started() -> bool:  # serve() has installed its signal handlers by then
+            if wait_for_endpoint:
+                return daemon.telemetry.server is not None or task.done()
+            return daemon.care.rounds > 0 or task.done()
+
+        assert await wait_until(started)
         if task.done():
             task.result()  # raises what serve() raised
         server = daemon.telemetry.server
-        assert server is not None
-        yield InProc(daemon, table, prober, f"http://127.0.0.1:{server.port}")
+        port = server.port if server is not None else 0
+        yield InProc(daemon, table, prober, f"http://127.0.0.1:{port}")
     finally:
         if not task.done():
             os.kill(os.getpid(), signal.SIGTERM)  # serve() installed its handler first thing

@@ -8,9 +8,11 @@ import threading
 import time
 
 import pytest
-from inproc_daemon import MASTERS, InProc, dest, get, running, wait_until
+from inproc_daemon import MASTERS, InProc, aget, dest, get, running, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
+from lvscare import telemetry
 from lvscare.errors import BadInput
 from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS, parse_health_address
 from lvscare.table import DestState
@@ -216,14 +218,28 @@ async def test_healthz_is_500_when_reconciles_stop_finishing(
         assert await wait_until(healthy)
 
 
-async def test_a_busy_port_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(BadInput, match=rf"--health-address 127.0.0.1:{port}: cannot listen"):
-            async with running(monkeypatch, health_address=f"127.0.0.1:{port}"):
-                pass
+async def test_a_busy_port_is_logged_and_retried_while_the_care_loop_runs_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(telemetry, "LISTEN_RETRY_SECONDS", 0.1)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    with capture_logs() as logs:
+        async with running(
+            monkeypatch, health_address=f"127.0.0.1:{port}", wait_for_endpoint=False
+        ) as d:
+            # the daemon does its job without the endpoint
+            assert await wait_until(lambda: d.table.weights() == dict.fromkeys(MASTERS, 1))
+            assert d.daemon.telemetry.server is None
+            errors = [e for e in logs if e["event"].startswith("health endpoint cannot listen")]
+            assert len(errors) == 1 and errors[0]["address"] == f"127.0.0.1:{port}"
+            taken.close()
+            assert await wait_until(lambda: d.daemon.telemetry.server is not None)
+            status, _ = await aget(f"http://127.0.0.1:{port}/healthz")
+            assert status == 200
+    assert len([e for e in logs if e["event"].startswith("health endpoint cannot")]) == 1
 
 
 def test_health_address_parsing() -> None:
