@@ -95,7 +95,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
-        await self.telemetry.start()  # the HTTP endpoint; a busy --health-address is bad input
+        await self.telemetry.start()  # the HTTP endpoint (a busy port is logged and retried)
         log.info(
             "lvscare started",
             version=__version__,
