@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-from inproc_daemon import MASTERS, InProc, aget, dest, get, running, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
@@ -16,6 +15,7 @@ from lvscare import telemetry
 from lvscare.errors import BadInput
 from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS, parse_health_address
 from lvscare.table import DestState
+from tests.daemon.inproc_daemon import MASTERS, InProc, aget, dest, get, running, wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -6,7 +6,6 @@ import socket
 from pathlib import Path
 
 import pytest
-from inproc_daemon import MASTERS, VS, ScriptedProber, TableInMemory
 from structlog.testing import capture_logs
 
 from lvscare import sdnotify
@@ -16,6 +15,7 @@ from lvscare.health import State
 from lvscare.prober import ProbeResult
 from lvscare.status import StatusBoard
 from lvscare.telemetry import Guarded
+from tests.daemon.inproc_daemon import MASTERS, VS, ScriptedProber, TableInMemory
 
 
 class Clock:

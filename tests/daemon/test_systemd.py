@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import structlog
-from inproc_daemon import MASTERS, ScriptedProber, TableInMemory
 
 import lvscare.daemon
 from lvscare import cli, sdnotify
 from lvscare.table import Op
+from tests.daemon.inproc_daemon import MASTERS, ScriptedProber, TableInMemory
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "lvscare.service"
