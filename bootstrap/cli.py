@@ -1,5 +1,441 @@
-"""bootstrap command line (filled in by the bootstrap work)."""
+"""`bootstrap`: the single-host commands that give each Kubernetes node an HA control plane path.
+
+Bad input is one line naming the value, exit code 2; a step that fails on this host is one
+line, exit code 1. No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bootstrap import kubeadm, lvscare_rules, steps
+from bootstrap.effects import Effects
+from bootstrap.errors import BadInput, StepFailed
+from bootstrap.hosts import hosts_file_path
+from bootstrap.inputs import (
+    KubeVersion,
+    parse_ca_hash,
+    parse_certificate_key,
+    parse_cidr,
+    parse_ip,
+    parse_master,
+    parse_node_name,
+    parse_token,
+    parse_version,
+    parse_years,
+)
+from bootstrap.kubeadm_config import (
+    DEFAULT_POD_CIDR,
+    DEFAULT_REPO,
+    DEFAULT_SVC_CIDR,
+    DEFAULT_VIP,
+    ClusterSpec,
+    default_template,
+    read_template,
+)
+from bootstrap.state import State, state_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Group(click.Group):
+    """Turns our two exceptions into one line on stderr and their exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BadInput, StepFailed) as e:
+            click.echo(f"bootstrap: {e}", err=True)
+            raise click.exceptions.Exit(e.exit_code) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Bootstrap one host of a kubeadm cluster whose nodes reach the masters through IPVS.
+
+    \b
+    first master:    bootstrap master0 --master IP [--master IP ...] --version v1.30.4
+    another master:  bootstrap master --join --master IP ... --token T \\
+                         --discovery-token-ca-cert-hash sha256:H
+    a node:          bootstrap node --master IP ... --token T --discovery-token-ca-cert-hash H
+    undo any:        bootstrap clean
+
+    Masters reach the apiserver as apiserver.cluster.local (in /etc/hosts) at their own
+    address; nodes at the VIP, a virtual server in the kernel's IPVS table that lvscare keeps
+    on the healthy masters. Certificates and kubeconfigs are written before kubeadm runs and
+    last --years (99), so kubeadm issues none of its one-year certificates.
+    Every command takes --dry-run, and can be run again after a failure: it continues.
+    """
+
+
+def host_options(fn: F) -> F:
+    """--dry-run and where the host's files are (the defaults are the real places)."""
+    options = [
+        click.option(
+            "--dry-run", is_flag=True, help="Print the commands and file changes, change nothing."
+        ),
+        click.option(
+            "--hosts-file",
+            metavar="FILE",
+            help="The hosts file [env BOOTSTRAP_HOSTS_FILE; default /etc/hosts].",
+        ),
+        click.option(
+            "--kubernetes-dir",
+            metavar="DIR",
+            help="kubeadm's directory [env BOOTSTRAP_KUBERNETES_DIR; default "
+            "/etc/kubernetes]. Certificates go to DIR/pki, manifests to DIR/manifests.",
+        ),
+        click.option(
+            "--state-dir",
+            metavar="DIR",
+            help="Where bootstrap records what it did [env BOOTSTRAP_STATE_DIR; "
+            "default /var/lib/lvscare-py].",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def cluster_options(fn: F) -> F:
+    """What the kubeadm configuration is made of; names as sealos users know them."""
+    options = [
+        click.option(
+            "--master",
+            "masters",
+            multiple=True,
+            metavar="IP",
+            help="A master's address, repeated for each; the first is master0.",
+        ),
+        click.option(
+            "--vip",
+            default=DEFAULT_VIP,
+            show_default=True,
+            help="The virtual IP nodes use to reach the masters.",
+        ),
+        click.option(
+            "--version",
+            "version_text",
+            metavar="VERSION",
+            help="Kubernetes version, e.g. v1.30.4 [default: what `kubeadm version` says].",
+        ),
+        click.option(
+            "--kubeadm-config",
+            "template_path",
+            metavar="TEMPLATE",
+            help="Your kubeadm configuration template (Go template, as for sealos) "
+            "instead of the default (`bootstrap config -t kubeadm` prints it).",
+        ),
+        click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True),
+        click.option("--svc-cidr", default=DEFAULT_SVC_CIDR, show_default=True),
+        click.option(
+            "--repo",
+            default=DEFAULT_REPO,
+            show_default=True,
+            help="Image repository for the control plane images.",
+        ),
+        click.option(
+            "--cert-sans",
+            multiple=True,
+            metavar="NAME",
+            help="Another name or address for the apiserver certificate (repeatable).",
+        ),
+        click.option(
+            "--years",
+            default=99,
+            show_default=True,
+            type=int,
+            help="Lifetime of every certificate, and of kubelets' client certificates.",
+        ),
+        click.option(
+            "--node-name",
+            metavar="NAME",
+            help="This host's node name [default: its hostname, lower case].",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _host(
+    dry_run: bool, hosts_file: str | None, kubernetes_dir: str | None, state_dir_opt: str | None
+) -> steps.Host:
+    paths = steps.Paths(
+        hosts_file=hosts_file_path(hosts_file),
+        kubernetes_dir=steps.kubernetes_dir(kubernetes_dir),
+        state_dir=state_dir(state_dir_opt),
+        home=Path.home(),
+    )
+    return steps.Host(Effects(dry_run), paths, State(paths.state_dir))
+
+
+def _version(text: str | None) -> KubeVersion:
+    if text:
+        return parse_version(text)
+    try:
+        return kubeadm.installed_version()
+    except StepFailed:
+        raise BadInput("--version is missing and there is no kubeadm on PATH to ask") from None
+
+
+def _node_name(text: str | None) -> str:
+    if text:
+        return parse_node_name(text)
+    name = socket.gethostname().strip().lower()
+    try:
+        return parse_node_name(name, "hostname")
+    except BadInput as e:
+        raise BadInput(f"{e}; give --node-name") from None
+
+
+def _spec(
+    masters: tuple[str, ...],
+    vip: str,
+    version_text: str | None,
+    pod_cidr: str,
+    svc_cidr: str,
+    repo: str,
+    cert_sans: tuple[str, ...],
+    years: int,
+    node_name: str | None,
+) -> ClusterSpec:
+    if not masters:
+        raise BadInput("--master is missing: give each master's address, master0 first")
+    parsed = tuple(dict.fromkeys(parse_master(m) for m in masters))
+    return ClusterSpec(
+        version=_version(version_text),
+        masters=parsed,
+        vip=parse_ip(vip, "--vip"),
+        pod_cidr=parse_cidr(pod_cidr, "--pod-cidr"),
+        svc_cidr=parse_cidr(svc_cidr, "--svc-cidr"),
+        repo=repo,
+        cert_sans=tuple(s.strip() for s in cert_sans if s.strip()),
+        node_name=_node_name(node_name),
+        years=parse_years(years),
+    )
+
+
+def _template(path: str | None, spec: ClusterSpec) -> tuple[str, str]:
+    """The template text and how errors should name it."""
+    if path:
+        return read_template(Path(path)), path
+    return default_template(spec.version), "the default template"
+
+
+def _own_ip(ip: str | None, towards: str) -> str:
+    """--ip, else the address this host uses to reach `towards` (no packet is sent)."""
+    if ip:
+        return parse_ip(ip, "--ip")
+    family = socket.AF_INET6 if ":" in towards else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((towards, 6443))
+            return str(s.getsockname()[0])
+    except OSError:
+        raise BadInput(f"cannot tell this host's address towards {towards}: give --ip") from None
+
+
+def _cluster_command(fn: F) -> F:
+    return host_options(cluster_options(fn))
+
+
+@cli.command("master0")
+@_cluster_command
+def master0_command(
+    dry_run: bool,
+    hosts_file: str | None,
+    kubernetes_dir: str | None,
+    state_dir: str | None,
+    template_path: str | None,
+    **cluster: Any,
+) -> None:
+    """Make this host the first master: hosts line, PKI, kubeadm init, join commands.
+
+    \b
+      bootstrap master0 --master 192.168.0.2 --master 192.168.0.3 --master 192.168.0.4 \\
+          --vip 10.103.97.2 --version v1.30.4
+    """
+    spec = _spec(**cluster)
+    template, source = _template(template_path, spec)
+    host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
+    info = steps.master0(host, spec, template, source)
+    if info is None:
+        host.fx.say("(the join commands are printed once kubeadm init has run)")
+        return
+    for line in steps.join_commands(spec, info, template_path):
+        click.echo(line)
+
+
+@cli.command("master")
+@click.option("--join", "join_flag", is_flag=True, help="Join an existing cluster (required).")
+@click.option(
+    "--ip", metavar="IP", help="This master's address [default: the one towards master0]."
+)
+@click.option("--token", required=True, help="Bootstrap token from master0's output.")
+@click.option("--discovery-token-ca-cert-hash", "ca_hash", required=True, metavar="sha256:HEX")
+@click.option(
+    "--certificate-key",
+    metavar="HEX",
+    help="Optional: kubeadm then also downloads the CAs it already finds here.",
+)
+@_cluster_command
+def master_command(
+    join_flag: bool,
+    ip: str | None,
+    token: str,
+    ca_hash: str,
+    certificate_key: str | None,
+    dry_run: bool,
+    hosts_file: str | None,
+    kubernetes_dir: str | None,
+    state_dir: str | None,
+    template_path: str | None,
+    **cluster: Any,
+) -> None:
+    """Join this host as another master (the cluster's CAs must already be in pki/).
+
+    Copy ca.crt/key, front-proxy-ca.crt/key, etcd/ca.crt/key, sa.key and sa.pub from
+    master0 first: this master then makes its own long-lived certificates from them.
+    """
+    if not join_flag:
+        raise BadInput("bootstrap master needs --join (the first master is `bootstrap master0`)")
+    join = steps.JoinParams(
+        parse_token(token),
+        parse_ca_hash(ca_hash),
+        parse_certificate_key(certificate_key) if certificate_key else None,
+    )
+    spec = _spec(**cluster)
+    template, source = _template(template_path, spec)
+    own = _own_ip(ip, spec.master0)
+    host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
+    steps.master_join(host, spec, template, source, own, join)
+
+
+@cli.command("node")
+@click.option(
+    "--master", "masters", multiple=True, metavar="IP", help="Every master's address (repeatable)."
+)
+@click.option("--vip", default=DEFAULT_VIP, show_default=True)
+@click.option("--token", required=True, help="Bootstrap token from master0's output.")
+@click.option("--discovery-token-ca-cert-hash", "ca_hash", required=True, metavar="sha256:HEX")
+@click.option("--node-name", metavar="NAME", help="[default: the hostname, lower case]")
+@click.option("--lvscare-image", metavar="IMAGE", help="Image of the lvscare static pod.")
+@host_options
+def node_command(
+    masters: tuple[str, ...],
+    vip: str,
+    token: str,
+    ca_hash: str,
+    node_name: str | None,
+    lvscare_image: str | None,
+    dry_run: bool,
+    hosts_file: str | None,
+    kubernetes_dir: str | None,
+    state_dir: str | None,
+) -> None:
+    """Join this host as a node, reaching the masters through lvscare's virtual server.
+
+    The IPVS rules are made first (kubeadm join goes through the VIP), the lvscare static
+    pod is written after the join (kubeadm wants the manifests directory empty).
+    """
+    if not masters:
+        raise BadInput("--master is missing: give every master's address")
+    parsed = tuple(dict.fromkeys(parse_master(m) for m in masters))
+    join = steps.JoinParams(parse_token(token), parse_ca_hash(ca_hash))
+    host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
+    steps.node(
+        host,
+        parsed,
+        parse_ip(vip, "--vip"),
+        join,
+        _node_name(node_name),
+        lvscare_image or lvscare_rules.default_image(),
+    )
+
+
+@cli.command("clean")
+@click.option(
+    "--vip",
+    metavar="IP",
+    help="Remove this VIP's IPVS rules too [default: the one bootstrap recorded].",
+)
+@host_options
+def clean_command(
+    vip: str | None,
+    dry_run: bool,
+    hosts_file: str | None,
+    kubernetes_dir: str | None,
+    state_dir: str | None,
+) -> None:
+    """Undo master0, master or node: kubeadm reset -f, our manifest, hosts line, IPVS rules
+    and the files bootstrap wrote (those changed since are kept). Safe to run twice."""
+    host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
+    problems = steps.clean(host, parse_ip(vip, "--vip") if vip else None)
+    if problems:
+        raise StepFailed("clean finished, but: " + "; ".join(problems))
+
+
+@cli.command("config")
+@click.option(
+    "-t",
+    "--type",
+    "kind",
+    type=click.Choice(["kubeadm"]),
+    default="kubeadm",
+    show_default=True,
+    help="Which template to print.",
+)
+@click.option(
+    "--version",
+    "version_text",
+    metavar="VERSION",
+    help="Kubernetes version: v1.31 and later get kubeadm.k8s.io/v1beta4.",
+)
+def config_command(kind: str, version_text: str | None) -> None:
+    """Print the default kubeadm template, to edit and pass back with --kubeadm-config."""
+    if version_text:
+        version = parse_version(version_text)
+    else:
+        try:
+            version = kubeadm.installed_version()
+        except (StepFailed, BadInput):
+            version = KubeVersion(1, 30, 0)
+    click.echo(default_template(version), nl=False)
+
+
+@cli.command("certs")
+@click.option("--ip", metavar="IP", help="This host's address [default: the first --master].")
+@_cluster_command
+def certs_command(
+    ip: str | None,
+    dry_run: bool,
+    hosts_file: str | None,
+    kubernetes_dir: str | None,
+    state_dir: str | None,
+    template_path: str | None,
+    **cluster: Any,
+) -> None:
+    """Write the kubeadm PKI and kubeconfigs for --years, so kubeadm reuses them.
+
+    \b
+      bootstrap certs --years 99 --master 192.168.0.2 --version v1.30.4
+    """
+    spec = _spec(**cluster)
+    template, source = _template(template_path, spec)
+    own = parse_ip(ip, "--ip") if ip else spec.master0
+    host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
+    steps.certs(host, spec, template, source, own)
 
 
 def main() -> None:
-    raise SystemExit("bootstrap: not implemented yet")
+    cli.main(prog_name="bootstrap")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,124 @@
+"""Checking what users type: IPs, versions, CIDRs, years. Each failure names the value."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from bootstrap.errors import BadInput
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# kubeadm.k8s.io/v1beta3 arrived with Kubernetes 1.22; older kubeadm cannot read our config.
+MIN_MINOR = 22
+# Kubernetes durations are Go time.Duration (int64 nanoseconds): about 292 years at most.
+MAX_YEARS = 290
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)([-+][0-9A-Za-z.+-]*)?$")
+
+
+@dataclass(frozen=True, order=True)
+class KubeVersion:
+    """A Kubernetes release as kubeadm wants it: always written with the leading `v`."""
+
+    major: int
+    minor: int
+    patch: int
+    suffix: str = ""
+
+    def __str__(self) -> str:
+        return f"v{self.major}.{self.minor}.{self.patch}{self.suffix}"
+
+    def at_least(self, minor: int) -> bool:
+        return (self.major, self.minor) >= (1, minor)
+
+
+def parse_version(value: str, flag: str = "--version") -> KubeVersion:
+    match = _VERSION.match(value.strip())
+    if not match:
+        raise BadInput(f"{flag} {value!r}: not a Kubernetes version, write it as v1.30.4")
+    version = KubeVersion(int(match[1]), int(match[2]), int(match[3]), match[4] or "")
+    if version.major != 1 or version.minor < MIN_MINOR:
+        raise BadInput(
+            f"{flag} {value!r}: bootstrap supports Kubernetes v1.{MIN_MINOR} and later "
+            "(kubeadm.k8s.io/v1beta3 and v1beta4)"
+        )
+    return version
+
+
+def parse_ip(value: str, flag: str) -> str:
+    """An IP literal in its canonical text (`fd00::2`, not `fd00:0::2`)."""
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise BadInput(f"{flag} {value!r}: not an IP address") from None
+
+
+def parse_master(value: str, flag: str = "--master") -> str:
+    """A master as sealos users write it: `192.168.0.2`, or `192.168.0.2:22` (SSH port, ignored)."""
+    text = value.strip()
+    if text.count(":") == 1:  # IPv4:port, as sealos' IpFormat strips
+        host, _, port = text.partition(":")
+        if not port.isdigit():
+            raise BadInput(f"{flag} {value!r}: not an IP address")
+        text = host
+    elif text.startswith("[") and "]:" in text:
+        text = text[1 : text.index("]")]
+    return parse_ip(text, flag)
+
+
+def parse_cidr(value: str, flag: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as e:
+        raise BadInput(f"{flag} {value!r}: not a network in CIDR form ({e})") from None
+
+
+def parse_years(value: int, flag: str = "--years") -> int:
+    if not 1 <= value <= MAX_YEARS:
+        raise BadInput(
+            f"{flag} {value}: must be between 1 and {MAX_YEARS} "
+            "(Kubernetes durations end at about 292 years)"
+        )
+    return value
+
+
+def parse_token(value: str, flag: str = "--token") -> str:
+    if not re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", value.strip()):
+        raise BadInput(
+            f"{flag} {value!r}: not a bootstrap token, which looks like abcdef.0123456789abcdef"
+        )
+    return value.strip()
+
+
+def parse_ca_hash(value: str, flag: str = "--discovery-token-ca-cert-hash") -> str:
+    text = value.strip()
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+        raise BadInput(f"{flag} {value!r}: write it as sha256: followed by 64 hex digits")
+    return text
+
+
+def parse_certificate_key(value: str, flag: str = "--certificate-key") -> str:
+    text = value.strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise BadInput(f"{flag} {value!r}: must be 64 hex digits")
+    return text
+
+
+def parse_node_name(value: str, flag: str = "--node-name") -> str:
+    """kubeadm's node name: a lower-case DNS subdomain."""
+    text = value.strip()
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", text):
+        raise BadInput(f"{flag} {value!r}: not a valid node name (lower-case DNS name)")
+    if len(text) > 253:
+        raise BadInput(f"{flag} {value!r}: longer than 253 characters")
+    return text
+
+
+def hostport(ip: str, port: int) -> str:
+    """`ip:port`, with brackets around IPv6 as lvscare and kubeadm expect."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

@@ -1,0 +1,181 @@
+"""Host fixtures: a temp tree for /etc/hosts, /etc/kubernetes, the state dir and HOME, and a
+recording stand-in `kubeadm` on PATH (no kubeadm, kubelet or cluster exists here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bootstrap import lvscare_rules
+from bootstrap.cli import cli
+
+TOKEN = "abcdef.0123456789abcdef"
+CA_HASH = "sha256:" + "0123456789abcdef" * 4
+CERT_KEY = "fedcba9876543210" * 4
+
+# Shaped like the end of a real `kubeadm init --upload-certs`: tabs, backslash continuations.
+INIT_OUTPUT = f"""\
+[init] Using Kubernetes version: v1.30.4
+[certs] Using existing ca certificate authority
+[certs] Using existing apiserver certificate and key on disk
+[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/admin.conf"
+Your Kubernetes control-plane has initialized successfully!
+
+To start using your cluster, you need to run the following as a regular user:
+
+  mkdir -p $HOME/.kube
+  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config
+
+You can now join any number of the control-plane node running the following command on each as root:
+
+  kubeadm join apiserver.cluster.local:6443 --token {TOKEN} \\
+\t--discovery-token-ca-cert-hash {CA_HASH} \\
+\t--control-plane --certificate-key {CERT_KEY}
+
+Please note that the certificate-key gives access to cluster sensitive data, keep it secret!
+
+Then you can join any number of worker nodes by running the following on each as root:
+
+kubeadm join apiserver.cluster.local:6443 --token {TOKEN} \\
+\t--discovery-token-ca-cert-hash {CA_HASH}
+"""
+
+STAND_IN = """\
+#!{python}
+import json, os, sys
+args = sys.argv[1:]
+entry = {{"argv": ["kubeadm", *args]}}
+if "--config" in args:
+    with open(args[args.index("--config") + 1]) as f:
+        entry["config"] = f.read()
+with open(os.environ["KUBEADM_LOG"], "a") as f:
+    f.write(json.dumps(entry) + "\\n")
+if os.environ.get("KUBEADM_FAIL") == (args[0] if args else ""):
+    print("error execution phase preflight: [preflight] Some fatal errors occurred", file=sys.stderr)
+    sys.exit(1)
+if args[:1] == ["version"]:
+    print(os.environ.get("KUBEADM_VERSION", "v1.30.4"))
+elif args[:1] == ["init"]:
+    with open(os.environ["KUBEADM_INIT_OUTPUT"]) as f:
+        sys.stdout.write(f.read())
+elif args[:1] == ["join"]:
+    print("This node has joined the cluster:")
+elif args[:1] == ["reset"]:
+    print("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
+"""
+
+ODD_HOSTS = (
+    b"# /etc/hosts: written by hand\n"
+    b"127.0.0.1\tlocalhost\n"
+    b"\n"
+    b"::1     localhost ip6-localhost ip6-loopback\n"
+    b"fe00::0 ip6-localnet\n"
+    b"   \t\n"
+    b"192.168.0.9\tregistry.local  registry # our mirror\n"
+    b"#10.0.0.1 apiserver.cluster.local   (commented out, not ours)\n"
+    b"10.1.2.3 db.internal"
+)
+
+
+@dataclass
+class Kubeadm:
+    """The stand-in's record: every call's argv, and the --config file as it was given."""
+
+    log: Path
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def argvs(self) -> list[list[str]]:
+        return [c["argv"] for c in self.read() if c["argv"][1:2] != ["version"]]
+
+
+@dataclass
+class Tree:
+    root: Path
+    hosts: Path
+    kube: Path
+    state: Path
+    home: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.kube / "pki"
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:
+    root = tmp_path / "host"
+    (root / "etc").mkdir(parents=True)
+    t = Tree(root, root / "etc" / "hosts", root / "etc" / "kubernetes",
+             root / "var" / "lib" / "lvscare-py", root / "root")
+    t.hosts.write_bytes(ODD_HOSTS)
+    t.hosts.chmod(0o640)
+    t.home.mkdir()
+    monkeypatch.setenv("BOOTSTRAP_HOSTS_FILE", str(t.hosts))
+    monkeypatch.setenv("BOOTSTRAP_KUBERNETES_DIR", str(t.kube))
+    monkeypatch.setenv("BOOTSTRAP_STATE_DIR", str(t.state))
+    monkeypatch.setenv("HOME", str(t.home))
+    return t
+
+
+@pytest.fixture
+def kubeadm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubeadm:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "kubeadm"
+    script.write_text(STAND_IN.format(python=sys.executable))
+    script.chmod(0o755)
+    output = tmp_path / "init-output.txt"
+    output.write_text(INIT_OUTPUT)
+    log = tmp_path / "kubeadm.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KUBEADM_LOG", str(log))
+    monkeypatch.setenv("KUBEADM_INIT_OUTPUT", str(output))
+    monkeypatch.delenv("KUBEADM_FAIL", raising=False)
+    return Kubeadm(log)
+
+
+@dataclass
+class Rules:
+    """Stands for lvscare's IPVS calls (proven in the kernel lab, not here)."""
+
+    calls: list[tuple[str, Any, ...]] = field(default_factory=list)
+    fail: Exception | None = None
+
+
+@pytest.fixture
+def rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rules]:
+    record = Rules()
+
+    def create(vs: str, rs: list[str]) -> None:
+        record.calls.append(("create", vs, list(rs)))
+        if record.fail:
+            raise record.fail
+
+    def remove(vs: str) -> None:
+        record.calls.append(("remove", vs))
+
+    monkeypatch.setattr(lvscare_rules, "create_rules", create)
+    monkeypatch.setattr(lvscare_rules, "remove_rules", remove)
+    yield record
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
