@@ -60,7 +60,7 @@ if "--config" in args:
 with open(os.environ["KUBEADM_LOG"], "a") as f:
     f.write(json.dumps(entry) + "\\n")
 if os.environ.get("KUBEADM_FAIL") == (args[0] if args else ""):
-    print("error execution phase preflight: [preflight] Some fatal errors occurred", file=sys.stderr)
+    print("error execution phase preflight: some fatal errors occurred", file=sys.stderr)
     sys.exit(1)
 if args[:1] == ["version"]:
     print(os.environ.get("KUBEADM_VERSION", "v1.30.4"))
@@ -119,8 +119,13 @@ class Tree:
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:
     root = tmp_path / "host"
     (root / "etc").mkdir(parents=True)
-    t = Tree(root, root / "etc" / "hosts", root / "etc" / "kubernetes",
-             root / "var" / "lib" / "lvscare-py", root / "root")
+    t = Tree(
+        root,
+        root / "etc" / "hosts",
+        root / "etc" / "kubernetes",
+        root / "var" / "lib" / "lvscare-py",
+        root / "root",
+    )
     t.hosts.write_bytes(ODD_HOSTS)
     t.hosts.chmod(0o640)
     t.home.mkdir()

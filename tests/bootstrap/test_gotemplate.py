@@ -128,8 +128,16 @@ def test_our_cluster_spec_gives_every_variable_sealos_templates_use() -> None:
     ],
 )
 def test_go_template_semantics(template: str, expected: str) -> None:
-    data = {"X": 1, "T": True, "F": False, "E": [], "L": ["a", "b"], "M": {"k": "v"}, "S": "s",
-            "N": None}
+    data = {
+        "X": 1,
+        "T": True,
+        "F": False,
+        "E": [],
+        "L": ["a", "b"],
+        "M": {"k": "v"},
+        "S": "s",
+        "N": None,
+    }
     assert render(template, data) == expected
 
 
@@ -141,7 +149,7 @@ def test_go_template_semantics(template: str, expected: str) -> None:
         ("a\n\n{{range .VIP}}\n", 3, "{{range}} has no matching {{end}}"),
         ("{{end}}", 1, "unexpected {{end}}"),
         ("x\n{{join .VIP}}", 2, 'function "join" not defined'),
-        ("x\n{{template \"a\"}}", 2, "not supported"),
+        ('x\n{{template "a"}}', 2, "not supported"),
         ("\n\n\n{{.VIP.Bad}}", 4, "can't get field Bad"),
     ],
 )

@@ -102,9 +102,7 @@ def test_property_one_managed_line_idempotent_and_other_lines_in_order(
 ) -> None:
     out = set_entry(content, ip)
     assert set_entry(out, ip) == out
-    managed = [
-        line for line in out.split(b"\n") if line.rstrip(b"\r") == hosts.managed_line(ip)
-    ]
+    managed = [line for line in out.split(b"\n") if line.rstrip(b"\r") == hosts.managed_line(ip)]
     assert len(managed) == 1
     if b"apiserver.cluster.local" not in content:
         # nothing of ours there before: removing our line gives back the exact bytes

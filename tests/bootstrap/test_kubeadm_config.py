@@ -76,14 +76,16 @@ def test_default_from_1_31_is_v1beta4_with_extra_args_as_a_list(version: str) ->
     s = spec(version, years=10, cert_sans=("k8s.example.com",))
     rendered = docs(render(default_template(s.version), s))
     cluster = rendered["ClusterConfiguration"]
-    assert cluster["apiVersion"] == rendered["InitConfiguration"]["apiVersion"] == (
-        "kubeadm.k8s.io/v1beta4"
+    assert (
+        cluster["apiVersion"]
+        == rendered["InitConfiguration"]["apiVersion"]
+        == ("kubeadm.k8s.io/v1beta4")
     )
     assert cluster["controllerManager"] == {
         "extraArgs": [{"name": "cluster-signing-duration", "value": "87600h"}]
     }
-    assert cluster["certificateValidityPeriod"] == cluster["caCertificateValidityPeriod"] == (
-        "87600h"
+    assert (
+        cluster["certificateValidityPeriod"] == cluster["caCertificateValidityPeriod"] == ("87600h")
     )
     assert cluster["apiServer"]["certSANs"][-2:] == ["k8s.example.com", "10.103.97.2"]  # type: ignore[index]
 
