@@ -134,8 +134,8 @@ class Effects:
             raise StepFailed(f"{line} failed with exit code {code}")
         return "".join(out)
 
-    def call(self, what: str, fn: Callable[[], None]) -> None:
+    def call(self, did: str, would: str, fn: Callable[[], None]) -> None:
         """A library call that changes the host (lvscare's IPVS rules)."""
-        self._tell(what, what[0].lower() + what[1:])
+        self._tell(did, would)
         if not self.dry_run:
             fn()

@@ -131,12 +131,17 @@ def copy_admin_conf(host: Host) -> None:
     host.write(dest, data, 0o600, f"copy of {source}", secret=True, backup=True)
 
 
-def _refuse_leftovers(host: Host, names: tuple[str, ...], what: str) -> None:
-    for name in names:
+def _ready_for(host: Host, step: str, leftovers: tuple[str, ...]) -> None:
+    """Before changing anything: kubeadm is there, and no half-finished kubeadm run is."""
+    if host.state.done(step):
+        return
+    if not host.fx.dry_run:
+        kubeadm.require_kubeadm()
+    for name in leftovers:
         path = host.paths.kubernetes_dir / name
         if path.exists():
             raise StepFailed(
-                f"an earlier {what} stopped half-way ({path} exists): "
+                f"an earlier {step.replace('-', ' ')} stopped half-way ({path} exists): "
                 "run `bootstrap clean`, then this command again"
             )
 
@@ -151,20 +156,20 @@ def _warn(host: Host, config: ConfigFacts) -> None:
 
 def master0(host: Host, spec: ClusterSpec, template: str, source: str) -> kubeadm.JoinInfo | None:
     """The first master: hosts line, configuration, PKI, kubeadm init, ~/.kube/config."""
-    point_apiserver(host, spec.master0, "master0 reaches its own apiserver")
+    _ready_for(host, "kubeadm-init", INIT_LEFTOVERS)
     text = render(template, spec, source)
     config = facts(text, spec, spec.master0)
     _warn(host, config)
+    point_apiserver(host, spec.master0, "master0 reaches its own apiserver")
     config_path = write_config(host, text)
     write_pki(host, spec, config, init=True)
     host.save()
     if host.state.done("kubeadm-init"):
         host.fx.say("kubeadm init: done earlier, skipped")
     else:
-        _refuse_leftovers(host, INIT_LEFTOVERS, "kubeadm init")
-        kubeadm.require_kubeadm()
         output = host.fx.run(kubeadm.init_argv(config_path))
         if host.fx.dry_run:
+            copy_admin_conf(host)
             return None
         host.state.mark("kubeadm-init")
         host.save()
@@ -181,25 +186,24 @@ def master_join(
     host: Host, spec: ClusterSpec, template: str, source: str, own_ip: str, join: JoinParams
 ) -> None:
     """Another master: CAs from master0 already here, its own long-lived leaf certs, join."""
+    _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
     joined = host.state.done("kubeadm-join")
     if own_ip not in spec.masters:
         host.fx.say(
             f"warning: {own_ip} is not among --master: nodes' lvscare will not send it traffic"
         )
-    if not joined:
-        point_apiserver(host, spec.master0, "join through master0")
     text = render(template, spec, source)
     config = dataclasses.replace(
         facts(text, spec, own_ip), advertise_address=own_ip, node_name=spec.node_name
     )
     _warn(host, config)
+    if not joined:
+        point_apiserver(host, spec.master0, "join through master0")
     write_pki(host, spec, config, init=False)
     host.save()
     if joined:
         host.fx.say("kubeadm join: done earlier, skipped")
     else:
-        _refuse_leftovers(host, JOIN_LEFTOVERS, "kubeadm join")
-        kubeadm.require_kubeadm()
         host.fx.run(
             kubeadm.join_argv(
                 f"{APISERVER_NAME}:{APISERVER_PORT}",
@@ -227,20 +231,21 @@ def node(
     image: str,
 ) -> None:
     """A worker: hosts line at the VIP, IPVS rules, kubeadm join, then lvscare's static pod."""
+    _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
     vs = hostport(vip, APISERVER_PORT)
     rs = [hostport(m, APISERVER_PORT) for m in masters]
     point_apiserver(host, vip, "nodes reach the masters through lvscare's virtual server")
     host.state.set("vs", vs)
     host.save()
+    servers = ", ".join(rs)
     host.fx.call(
-        f"Created IPVS virtual server {vs} with real servers {', '.join(rs)}",
+        f"IPVS virtual server {vs} set with real servers {servers}",
+        f"set IPVS virtual server {vs} with real servers {servers}",
         lambda: lvscare_rules.create_rules(vs, rs),
     )
     if host.state.done("kubeadm-join"):
         host.fx.say("kubeadm join: done earlier, skipped")
     else:
-        _refuse_leftovers(host, JOIN_LEFTOVERS, "kubeadm join")
-        kubeadm.require_kubeadm()
         host.fx.run(kubeadm.join_argv(vs, join.token, join.ca_cert_hash, node_name=node_name))
         host.state.mark("kubeadm-join")
         host.save()
@@ -275,7 +280,9 @@ def clean(host: Host, vip: str | None) -> list[str]:
     if vs:
         try:
             host.fx.call(
-                f"Removed IPVS virtual server {vs}", lambda: lvscare_rules.remove_rules(vs)
+                f"removed IPVS virtual server {vs}",
+                f"remove IPVS virtual server {vs}",
+                lambda: lvscare_rules.remove_rules(vs),
             )
         except StepFailed as e:
             problems.append(str(e))

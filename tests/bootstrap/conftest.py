@@ -53,23 +53,36 @@ STAND_IN = """\
 #!{python}
 import json, os, sys
 args = sys.argv[1:]
+kdir = os.environ["BOOTSTRAP_KUBERNETES_DIR"]
 entry = {{"argv": ["kubeadm", *args]}}
 if "--config" in args:
     with open(args[args.index("--config") + 1]) as f:
         entry["config"] = f.read()
+with open(os.environ["BOOTSTRAP_HOSTS_FILE"], "rb") as f:
+    entry["hosts"] = f.read().decode()
 with open(os.environ["KUBEADM_LOG"], "a") as f:
     f.write(json.dumps(entry) + "\\n")
 if os.environ.get("KUBEADM_FAIL") == (args[0] if args else ""):
     print("error execution phase preflight: some fatal errors occurred", file=sys.stderr)
     sys.exit(1)
+manifests = os.path.join(kdir, "manifests")
 if args[:1] == ["version"]:
     print(os.environ.get("KUBEADM_VERSION", "v1.30.4"))
 elif args[:1] == ["init"]:
     with open(os.environ["KUBEADM_INIT_OUTPUT"]) as f:
         sys.stdout.write(f.read())
 elif args[:1] == ["join"]:
+    if os.path.isdir(manifests) and os.listdir(manifests):
+        print("[ERROR DirAvailable--etc-kubernetes-manifests]: not empty", file=sys.stderr)
+        sys.exit(1)
+    os.makedirs(kdir, exist_ok=True)
+    with open(os.path.join(kdir, "kubelet.conf"), "w") as f:
+        f.write("written by kubeadm join\\n")
     print("This node has joined the cluster:")
 elif args[:1] == ["reset"]:
+    kubelet_conf = os.path.join(kdir, "kubelet.conf")
+    if os.path.exists(kubelet_conf) and "kubeadm join" in open(kubelet_conf).read():
+        os.remove(kubelet_conf)
     print("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
 """
 

@@ -344,7 +344,8 @@ def test_joining_master_makes_its_own_leaves_from_the_cluster_cas(
         {"m1", "localhost"},
         {"192.168.0.3", "127.0.0.1", "::1"},
     )
-    assert not (tree.kube / "kubelet.conf").exists()  # kubeadm join refuses to run with one
+    # kubeadm join refuses to run with a kubelet.conf: the only one is the stand-in's own
+    assert (tree.kube / "kubelet.conf").read_text() == "written by kubeadm join\n"
     assert not (tree.kube / "super-admin.conf").exists()
     cm = yaml.safe_load((tree.kube / "controller-manager.conf").read_bytes())
     assert cm["clusters"][0]["cluster"]["server"] == "https://192.168.0.3:6443"
