@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 import shlex
+import stat
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -60,7 +62,7 @@ class Effects:
         """Write `data` atomically unless the file already holds it; True if it changed."""
         before = fsutil.read_bytes(path)
         if before == data:
-            return False
+            return self.ensure_mode(path, mode)
         mode_text = f", mode {mode:04o}" if mode is not None else ""
         size = "" if not secret else f" ({len(data)} bytes)"
         self._tell(f"wrote {path}{size}: {why}", f"write {path}{size}{mode_text}: {why}")
@@ -73,6 +75,15 @@ class Effects:
             saved = self.backup(path, before)
             self.echo(f"  kept the old file as {saved}")
         fsutil.write_atomic(path, data, mode)
+        return True
+
+    def ensure_mode(self, path: Path, mode: int | None) -> bool:
+        """Right content, wrong mode (a key left 0644): only the mode is changed."""
+        if mode is None or not path.exists() or stat.S_IMODE(path.stat().st_mode) == mode:
+            return False
+        self._tell(f"chmod {mode:04o} {path}", f"chmod {mode:04o} {path}")
+        if not self.dry_run:
+            os.chmod(path, mode)
         return True
 
     def backup(self, path: Path, data: bytes) -> Path:

@@ -117,6 +117,11 @@ def write_pki(host: Host, spec: ClusterSpec, config: ConfigFacts, *, init: bool)
         host.fx.say(f"certificates in {host.paths.pki_dir}: all present and valid, kept")
     for w in planner.writes:
         host.write(w.path, w.data, w.mode, w.why, secret=w.secret, backup=w.backup)
+    secrets = [host.paths.pki_dir / f"{name}.key" for name in (*pki.CA_NAMES, "sa")]
+    secrets += [host.paths.pki_dir / f"{leaf.name}.key" for leaf in pki.leaf_specs(config)]
+    secrets += [host.paths.kubernetes_dir / s.filename for s in specs]
+    for path in secrets:  # kept files too: a private key is never left readable to others
+        host.fx.ensure_mode(path, 0o600)
 
 
 def copy_admin_conf(host: Host) -> None:
@@ -297,6 +302,8 @@ def clean(host: Host, vip: str | None) -> list[str]:
         else:
             host.fx.say(f"kept {path}: changed since bootstrap wrote it")
     host.fx.remove(host.state.path, why="bootstrap's record of this host")
+    if not host.fx.dry_run and host.state.dir.is_dir() and not any(host.state.dir.iterdir()):
+        host.state.dir.rmdir()
     return problems
 
 

@@ -129,6 +129,16 @@ def test_apply_keeps_mode_and_writes_nothing_when_already_right(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hosts"]  # no temp file left
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file another owner")
+def test_apply_keeps_the_owner(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_bytes(ODD_HOSTS)
+    os.chown(path, 1234, 5678)
+    hosts.apply(hosts.plan_set(path, "10.103.97.2"))
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 5678)
+    assert path.read_bytes() == ODD_HOSTS + b"\n" + OURS
+
+
 def test_symlinked_hosts_file_stays_a_symlink(tmp_path: Path) -> None:
     real = tmp_path / "real-hosts"
     real.write_bytes(ODD_HOSTS)

@@ -243,6 +243,13 @@ def test_years_sets_every_lifetime(tree: Tree) -> None:
         assert 10 <= lifetime_years(load(path)) < 10.1, path
 
 
+def test_a_key_left_world_readable_gets_0600_back(tree: Tree) -> None:
+    certs()
+    (tree.pki / "ca.key").chmod(0o644)
+    certs()
+    assert stat.S_IMODE((tree.pki / "ca.key").stat().st_mode) == 0o600
+
+
 def test_running_again_changes_nothing(tree: Tree) -> None:
     certs()
     before = snapshot(tree.root)
