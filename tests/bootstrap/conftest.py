@@ -170,7 +170,7 @@ def kubeadm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubeadm:
 class Rules:
     """Stands for lvscare's IPVS calls (proven in the kernel lab, not here)."""
 
-    calls: list[tuple[str, Any, ...]] = field(default_factory=list)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
     fail: Exception | None = None
 
 
