@@ -265,9 +265,14 @@ def master0_command(
     template, source = _template(template_path, spec)
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
     info = steps.master0(host, spec, template, source)
-    if info is None:
+    if info is None and dry_run:
         host.fx.say("(the join commands are printed once kubeadm init has run)")
         return
+    if info is None:
+        raise StepFailed(
+            "kubeadm init is done but no join parameters were recorded: "
+            "make them with `kubeadm token create --print-join-command`"
+        )
     for line in steps.join_commands(spec, info, template_path):
         click.echo(line)
 

@@ -82,9 +82,18 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), new_mode)
+            owner_kept = True
             if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                try:
+                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                except PermissionError:
+                    owner_kept = False  # not root: only the file's own inode keeps its owner
             os.fsync(f.fileno())
+        if not owner_kept:
+            assert st is not None
+            tmp.unlink()
+            write_in_place(target, data, new_mode)
+            return
         try:
             os.replace(tmp, target)
         except OSError as e:

@@ -178,6 +178,8 @@ def master0(host: Host, spec: ClusterSpec, template: str, source: str) -> kubead
             return None
         host.state.mark("kubeadm-init")
         host.save()
+        copy_admin_conf(host)
+        host.save()
         info = kubeadm.parse_init_output(output)
         host.state.set("join", dataclasses.asdict(info))
         host.save()

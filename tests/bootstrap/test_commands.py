@@ -512,3 +512,18 @@ def test_state_file_records_our_files_with_their_digests(tree: Tree, kubeadm: Ku
     assert str(tree.pki / "ca.key") in state["files"]
     assert state["join"]["token"] == TOKEN
     assert stat.S_IMODE((tree.state / "state.json").stat().st_mode) == 0o600
+
+
+def test_init_output_without_join_lines_says_how_to_make_them_and_is_not_rerun(
+    tree: Tree, kubeadm: Kubeadm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet = tmp_path / "quiet-init.txt"
+    quiet.write_text("Your Kubernetes control-plane has initialized successfully!\n")
+    monkeypatch.setenv("KUBEADM_INIT_OUTPUT", str(quiet))
+    first = run(*MASTER0)
+    assert first.exit_code == 1
+    assert "kubeadm token create --print-join-command" in first.stderr
+    again = run(*MASTER0)
+    assert again.exit_code == 1
+    assert "kubeadm token create --print-join-command" in again.stderr
+    assert [a[1] for a in kubeadm.argvs()] == ["init"]
