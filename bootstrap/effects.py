@@ -70,6 +70,8 @@ class Effects:
             for line in diff(path, before or b"", data):
                 self.echo("    " + line)
         if self.dry_run:
+            if backup and before is not None:
+                self.echo(f"  (the old file would be kept as {path.name}.lvscare-py-TIME.bak)")
             return True
         if backup and before is not None:
             saved = self.backup(path, before)
