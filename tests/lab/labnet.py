@@ -609,7 +609,7 @@ def start_process(
 # -- the lab ----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # identity: masters go in sets and dicts
 class Master:
     """One fake control-plane node: a namespace, a veth into labbr0 and a fake apiserver."""
 
