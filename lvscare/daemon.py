@@ -20,6 +20,7 @@ from lvscare.config import CareConfig
 from lvscare.errors import KernelUnavailable
 from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import IPVSKernel
+from lvscare.kernel.masquerade import MasqueradeError
 from lvscare.prober import HTTPProber
 from lvscare.telemetry import Telemetry
 
@@ -48,6 +49,8 @@ class Daemon:
         await self.open_ipvs()
         try:
             await self.care.prepare_host()
+        except MasqueradeError as e:
+            raise KernelUnavailable(str(e)) from None
         except (PermissionError, NetlinkError) as e:
             if isinstance(e, PermissionError) or e.code == errno.EPERM:
                 raise KernelUnavailable(

@@ -24,15 +24,20 @@ class MasqueradeError(Exception):
     pass
 
 
-def ruleset(vip: IPAddress, port: int) -> str:
+def rule(vip: IPAddress) -> str:
+    """Every connection whose original destination is the VIP: the VIP is ours alone."""
     family = "ip" if vip.version == 4 else "ip6"
+    return f"ct original {family} daddr {vip} masquerade"
+
+
+def ruleset(vip: IPAddress, port: int) -> str:
     return (
         f"table inet {TABLE} {{}}\n"
         f"delete table inet {TABLE}\n"
         f"table inet {TABLE} {{\n"
         f"  chain postrouting {{\n"
         f"    type nat hook postrouting priority srcnat; policy accept;\n"
-        f"    ct original {family} daddr {vip} ct original proto-dst {port} masquerade\n"
+        f"    {rule(vip)}\n"
         f"  }}\n"
         f"}}\n"
     )
@@ -50,11 +55,7 @@ def _nft(script: str | None, *args: str) -> subprocess.CompletedProcess[str]:
 def ensure_masquerade(vip: IPAddress, port: int) -> bool:
     """Load the table unless it already holds exactly our rule; True if it was (re)loaded."""
     listed = _nft(None, "list", "table", "inet", TABLE)
-    expected_family = "ip" if vip.version == 4 else "ip6"
-    if listed.returncode == 0 and (
-        f"ct original {expected_family} daddr {vip} ct original proto-dst {port} masquerade"
-        in listed.stdout
-    ):
+    if listed.returncode == 0 and rule(vip) in listed.stdout:
         return False
     proc = _nft(ruleset(vip, port), "-f", "-")
     if proc.returncode != 0:
