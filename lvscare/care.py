@@ -277,6 +277,9 @@ class Care:
             raise
         self.kernel_view = actual
         self.last_reconcile_at = self.clock()
+        for rs in self.servers:
+            if rs.tracker.state is State.DRAINING:
+                rs.tracker.drained = True
         for obs in self.observers:
             obs.reconciled(ops, None, self.last_reconcile_at - start)
         return ops

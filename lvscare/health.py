@@ -26,6 +26,10 @@ class HealthTracker:
     state: State = State.UP
     passes: int = 0
     fails: int = 0
+    # Set once a reconcile has put the DRAINING weight 0 in the kernel: only then may a
+    # further failure remove the server, so the drain step is never skipped (a crash
+    # reaction and a round can both fail the same server within milliseconds).
+    drained: bool = False
 
     def observe(self, healthy: bool) -> State | None:
         """Record one probe result; return the previous state if the state changed."""
@@ -40,7 +44,8 @@ class HealthTracker:
             self.fails += 1
             if self.state is State.UP and self.fails >= self.fall:
                 self.state = State.DRAINING
-            elif self.state is State.DRAINING:
+                self.drained = False
+            elif self.state is State.DRAINING and self.drained:
                 self.state = State.DOWN
         return before if self.state is not before else None
 
@@ -50,6 +55,7 @@ class HealthTracker:
         if self.state is not State.UP:
             return None
         self.state = State.DRAINING
+        self.drained = False
         self.passes = 0
         self.fails = max(self.fails, self.fall)
         return State.UP

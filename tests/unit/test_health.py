@@ -13,6 +13,7 @@ def state(t: HealthTracker) -> State:
 def test_one_failure_drains_and_the_next_removes() -> None:
     t = HealthTracker()
     assert t.observe(False) is State.UP and state(t) is State.DRAINING
+    t.drained = True  # a reconcile put weight 0 in the kernel
     assert t.observe(False) is State.DRAINING and state(t) is State.DOWN
     assert t.observe(False) is None and state(t) is State.DOWN
 
@@ -32,6 +33,7 @@ def test_fall_needs_that_many_failures_in_a_row() -> None:
 def test_rise_needs_that_many_passes_before_coming_back() -> None:
     t = HealthTracker(rise=2)
     t.observe(False)
+    t.drained = True
     t.observe(False)
     assert state(t) is State.DOWN
     t.observe(True)
@@ -43,3 +45,11 @@ def test_a_draining_server_that_recovers_goes_straight_back_up() -> None:
     t = HealthTracker()
     t.observe(False)
     assert t.observe(True) is State.DRAINING and state(t) is State.UP
+
+
+def test_no_removal_before_the_drain_reached_the_kernel() -> None:
+    t = HealthTracker()
+    t.observe(False)
+    assert t.observe(False) is None and state(t) is State.DRAINING
+    t.drained = True
+    assert t.observe(False) is State.DRAINING and state(t) is State.DOWN
