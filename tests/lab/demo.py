@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.lab.labnet import Lab, LabProcess, ipvs_table, start_process
+from tests.lab.labnet import Lab, LabProcess, ipvs_table, start_process, wait_for
 from tests.lab.lvscare_proc import LVSCARE
 
 VIP, PORT = "10.103.97.2", 6443
@@ -39,7 +39,7 @@ def poll_table(events: list[Event], stop: threading.Event) -> None:
         if now != last:
             events.append((time.time(), "kernel", now))
             last = now
-        time.sleep(0.01)
+        time.sleep(0.02)
 
 
 def client(events: list[Event], stop: threading.Event) -> None:
@@ -97,7 +97,11 @@ def main() -> None:
         t0 = time.time()
         events.append((t0, "demo", "start lvscare " + " ".join(args)))
         daemon = start_process([*LVSCARE, *args], Path(tmp) / "lvscare.log")
-        time.sleep(6)
+        # Python starts slowly under emulation: the faults begin once the table is complete.
+        full = "  ".join(f"{m.ip}:{PORT} w=1" for m in lab.masters)
+        if not wait_for(lambda: table_text() == full, 300):
+            raise SystemExit(f"lvscare did not fill the table:\n{daemon.tail()}")
+        time.sleep(3)
         events.append((time.time(), "demo", f"kill -9 apiserver on {victim.name} ({victim.ip})"))
         killed_at = time.time()
         victim.kill()
