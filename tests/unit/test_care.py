@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 from collections.abc import Callable, Sequence
 
+import tests.daemon.inproc_daemon
 from lvscare.care import Care
 from lvscare.config import build_config
 from lvscare.endpoint import IPAddress
@@ -14,40 +15,16 @@ from lvscare.prober import ProbeResult
 from lvscare.table import Dest, DestState, Op, Service, ServiceState, plan
 
 
-class TableInMemory:
-    """Applies Ops to a dict, exactly as the kernel would; records every op."""
+class TableInMemory(tests.daemon.inproc_daemon.TableInMemory):
+    """The shared in-memory kernel table, also recording every op applied."""
 
     def __init__(self) -> None:
-        self.state: ServiceState | None = None
+        super().__init__()
         self.applied: list[Op] = []
 
-    async def read(self, service: Service) -> ServiceState | None:
-        if self.state is None:
-            return None
-        return ServiceState(self.state.scheduler, dict(self.state.dests))
-
     async def apply(self, service: Service, ops: Sequence[Op]) -> None:
-        for op in ops:
-            self.applied.append(op)
-            if op.kind == "add-service":
-                self.state = ServiceState(service.scheduler)
-            elif op.kind == "set-service":
-                assert self.state is not None
-                self.state.scheduler = service.scheduler
-            elif op.kind in ("add-dest", "set-dest"):
-                assert self.state is not None and op.dest is not None
-                self.state.dests[op.dest] = DestState(op.weight)
-            elif op.kind == "del-dest":
-                assert self.state is not None and op.dest is not None
-                del self.state.dests[op.dest]
-
-    async def delete_service(self, service: Service) -> bool:
-        existed = self.state is not None
-        self.state = None
-        return existed
-
-    async def close(self) -> None:
-        pass
+        self.applied.extend(ops)
+        await super().apply(service, ops)
 
 
 class ScriptedProber:
