@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bootstrap import kubeadm, lvscare_rules, steps
+from bootstrap import cluster_cli, kubeadm, lvscare_rules, steps
 from bootstrap.effects import Effects
 from bootstrap.errors import BadInput, StepFailed
 from bootstrap.hosts import hosts_file_path
@@ -64,6 +64,12 @@ def cli() -> None:
                          --discovery-token-ca-cert-hash sha256:H
     a node:          bootstrap node --master IP ... --token T --discovery-token-ca-cert-hash H
     undo any:        bootstrap clean
+
+    \b
+    whole clusters over SSH, from one machine:
+      bootstrap init --master IP ... --node IP ... --pkg-url kube.tar.gz --version v1.30.4
+      bootstrap join --node IP ...
+      bootstrap clean --node IP ... | --all
 
     Masters reach the apiserver as apiserver.cluster.local (in /etc/hosts) at their own
     address; nodes at the VIP, a virtual server in the kernel's IPVS table that lvscare keeps
@@ -370,16 +376,35 @@ def node_command(
     metavar="IP",
     help="Remove this VIP's IPVS rules too [default: the one bootstrap recorded].",
 )
+@cluster_cli.host_list_options
+@click.option("--all", "everything", is_flag=True, help="Clean every host of the cluster file.")
+@cluster_cli.ssh_options
 @host_options
 def clean_command(
     vip: str | None,
+    masters: tuple[str, ...],
+    nodes: tuple[str, ...],
+    everything: bool,
     dry_run: bool,
     hosts_file: str | None,
     kubernetes_dir: str | None,
     state_dir: str | None,
+    **ssh: Any,
 ) -> None:
-    """Undo master0, master or node: kubeadm reset -f, our manifest, hosts line, IPVS rules
-    and the files bootstrap wrote (those changed since are kept). Safe to run twice."""
+    """Undo master0, master or node on this host: kubeadm reset -f, our manifest, hosts line,
+    IPVS rules and the files bootstrap wrote (those changed since are kept). Safe to run twice.
+
+    With --master/--node (hosts of the cluster `init` made) or --all, clean those hosts over
+    SSH instead: everything init put there, and the cluster learns they are gone.
+    """
+    if masters or nodes or everything:
+        if dry_run or hosts_file or kubernetes_dir or state_dir or vip:
+            raise BadInput(
+                "--dry-run, --vip, --hosts-file, --kubernetes-dir and --state-dir are for "
+                "cleaning this host; not with --master, --node or --all"
+            )
+        cluster_cli.clean_cluster(masters, nodes, everything, **ssh)
+        return
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
     problems = steps.clean(host, parse_ip(vip, "--vip") if vip else None)
     if problems:
@@ -436,6 +461,9 @@ def certs_command(
     own = parse_ip(ip, "--ip") if ip else spec.master0
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
     steps.certs(host, spec, template, source, own)
+
+
+cluster_cli.register(cli)
 
 
 def main() -> None:

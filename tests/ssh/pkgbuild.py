@@ -1,0 +1,127 @@
+"""An offline package in the seed documents' layout, with recording stand-ins in bin/.
+
+kube/bin/kubeadm and kube/bin/kubectl record their argv (and the --config file, and the
+host's /etc/hosts) to the host's CALLS_LOG; kube/bin/bootstrap is lvscare-py's real
+single-host command from this checkout, with only the IPVS calls recorded instead of made
+(this kernel has no IPVS; the kernel lab proves those). shell/init.sh installs bin/ into
+/usr/local/bin, as the seed packages do.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+from tests.bootstrap.conftest import INIT_OUTPUT
+from tests.ssh.hostlab import CALLS_LOG, FAIL_FILE
+
+TOKEN2 = "zyxwvu.9876543210zyxwvu"
+CA_HASH = "sha256:" + "0123456789abcdef" * 4
+
+RECORD = f"""\
+import json, os, sys
+def record(argv, **extra):
+    entry = {{"argv": argv, **extra}}
+    with open({CALLS_LOG!r}, "a") as f:
+        f.write(json.dumps(entry) + "\\n")
+"""
+
+KUBEADM = f"""\
+#!{sys.executable}
+{RECORD}
+args = sys.argv[1:]
+extra = {{}}
+if "--config" in args:
+    with open(args[args.index("--config") + 1]) as f:
+        extra["config"] = f.read()
+with open("/etc/hosts") as f:
+    extra["hosts"] = f.read()
+record(["kubeadm", *args], **extra)
+try:
+    fail = open({FAIL_FILE!r}).read().split()
+except FileNotFoundError:
+    fail = []
+if args[:1] and args[0] in fail:
+    print("error execution phase preflight: [stand-in] told to fail", file=sys.stderr)
+    sys.exit(1)
+kdir = "/etc/kubernetes"
+if args[:1] == ["version"]:
+    print("v1.30.4")
+elif args[:1] == ["init"]:
+    sys.stdout.write({INIT_OUTPUT!r})
+elif args[:1] == ["join"]:
+    manifests = os.path.join(kdir, "manifests")
+    if os.path.isdir(manifests) and os.listdir(manifests):
+        print("[ERROR DirAvailable--etc-kubernetes-manifests]: not empty", file=sys.stderr)
+        sys.exit(1)
+    os.makedirs(kdir, exist_ok=True)
+    with open(os.path.join(kdir, "kubelet.conf"), "w") as f:
+        f.write("written by kubeadm join\\n")
+    print("This node has joined the cluster")
+elif args[:2] == ["token", "create"]:
+    print("kubeadm join apiserver.cluster.local:6443 --token {TOKEN2} "
+          "--discovery-token-ca-cert-hash {CA_HASH} ")
+elif args[:1] == ["reset"]:
+    for name in ("kubelet.conf",):
+        p = os.path.join(kdir, name)
+        if os.path.exists(p):
+            os.remove(p)
+"""
+
+KUBECTL = f"""\
+#!{sys.executable}
+{RECORD}
+record(["kubectl", *sys.argv[1:]])
+print("node deleted")
+"""
+
+BOOTSTRAP = f"""\
+#!{sys.executable}
+import sys
+sys.dont_write_bytecode = True
+{RECORD}
+from bootstrap import lvscare_rules
+from bootstrap.cli import main
+lvscare_rules.create_rules = lambda vs, rs: record(["ipvs", "create", vs, *rs])
+lvscare_rules.remove_rules = lambda vs: record(["ipvs", "remove", vs])
+main()
+"""
+
+INIT_SH = f"""\
+#!/bin/sh
+set -e
+cd "$(dirname "$0")/.."
+mkdir -p /usr/local/bin
+for f in bin/*; do install -m 0755 "$f" /usr/local/bin/; done
+echo '{{"argv": ["init.sh"]}}' >> {CALLS_LOG}
+"""
+
+CLEAN_SH = f"""\
+#!/bin/sh
+echo '{{"argv": ["clean.sh"]}}' >> {CALLS_LOG}
+"""
+
+
+def build(path: Path, padding: int = 1024, top: str = "kube") -> Path:
+    """The package as kube.tar.gz; `padding` random-ish bytes in images/ to give it size."""
+    files = {
+        "bin/kubeadm": (KUBEADM, 0o755),
+        "bin/kubectl": (KUBECTL, 0o755),
+        "bin/bootstrap": (BOOTSTRAP, 0o755),
+        "shell/init.sh": (INIT_SH, 0o755),
+        "shell/clean.sh": (CLEAN_SH, 0o755),
+        "conf/README": ("configuration files of the package\n", 0o644),
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, (text, mode) in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        blob = (bytes(range(256)) * (padding // 256 + 1))[:padding]
+        info = tarfile.TarInfo(f"{top}/images/images.tar")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    return path
