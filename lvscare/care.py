@@ -14,7 +14,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -27,7 +27,7 @@ from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import Proxier
 from lvscare.observe import Observer
 from lvscare.prober import Prober, ProbeResult, tcp_check
-from lvscare.table import DRAIN, Dest, Op, Service, ServiceState, plan
+from lvscare.table import DRAIN, Dest, DestState, Op, Service, ServiceState, plan
 from lvscare.watch import ConnectionWatch
 
 log = structlog.get_logger("lvscare.care")
@@ -331,10 +331,14 @@ class Care:
         A refused TCP connect is proof enough of a crash; only a port that still
         accepts gets the full health probe.
         """
+        for obs in self.observers:
+            obs.watch_lost(rs)
         if rs.addr is None or rs.tracker.state is not State.UP:
             return
         failed = await tcp_check(rs.addr, rs.endpoint.port, self.config.health.timeout)
         result = failed if failed is not None else await self._probe(rs)
+        if not result.healthy:
+            await self._drain_at_once(rs)  # the kernel first, the bookkeeping after
         transition = self._record(rs, result)
         if result.healthy or rs.tracker.state is not State.UP:
             if transition is not None:
@@ -342,6 +346,30 @@ class Care:
             return
         self._transition(rs, rs.tracker.force_drain(), "connection lost")
         await self.reconcile()
+
+    async def _drain_at_once(self, rs: RealServer) -> None:
+        """Weight 0 straight to the kernel, before the reconcile reads the table back: the
+        read costs more than the change, and until the change every new connection may land
+        on a dead server. The reconcile that follows checks the result."""
+        dest, view = rs.dest, self.kernel_view
+        if dest is None or view is None or view.dests.get(dest, DestState(0)).weight == 0:
+            return
+        others = (o for o in self.servers if o is not rs and o.addr is not None)
+        others_up = any(o.tracker.state is State.UP for o in others)
+        if not others_up and self.config.all_down == "keep":
+            return  # it would be the last one: fail open instead (see fail_open)
+        op = Op("set-dest", dest, 0)
+        start = self.clock()
+        async with self._kernel_lock:
+            try:
+                await self.proxier.apply(self.service, [op])
+            except Exception as e:
+                log.warning("immediate drain failed", rs=rs.name, error=f"{type(e).__name__}: {e}")
+                return
+            log.info("ipvs change", vs=str(self.service), op=str(op))
+            view.dests[dest] = replace(view.dests[dest], weight=0)
+            for obs in self.observers:
+                obs.reconciled([op], None, self.clock() - start)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Rounds every interval, measured start to start, until `stop` is set."""

@@ -123,6 +123,18 @@ class Metrics:
             "Changes applied only because someone else had edited the IPVS table.",
             registry=reg,
         )
+        self.watch_lost_count = Counter(
+            "lvscare_watch_connections_lost",
+            "Idle watch connections to a real server that ended (a crash, or an idle close);"
+            " each one triggers an immediate probe.",
+            ["rs"],
+            registry=reg,
+        )
+        self.fail_open = Gauge(
+            "lvscare_fail_open",
+            "1 while every real server looks down and all are kept in the table (--all-down keep).",
+            registry=reg,
+        )
         self.vs_present = Gauge(
             "lvscare_virtual_server_present",
             "1 when the virtual server is in the kernel after the last reconcile.",
@@ -145,6 +157,7 @@ class Metrics:
         self.rs_weight.labels(name).set(0)
         self.rs_state.labels(name).state(State.UP.value)
         self.probe_seconds.labels(name)
+        self.watch_lost_count.labels(name)
         for reason in PROBE_REASONS:
             self.probe_failures.labels(name, reason)
         for old, new in TRANSITIONS:
@@ -165,9 +178,13 @@ class Metrics:
         self.rs_up.labels(rs.name).set(1 if new is State.UP else 0)
         self.rs_state.labels(rs.name).state(new.value)
 
+    def watch_lost(self, rs: RealServer) -> None:
+        self.watch_lost_count.labels(rs.name).inc()
+
     def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
         care = self.care
         self.reconciles.inc()
+        self.fail_open.set(1 if care.fail_open() else 0)
         self.reconcile_seconds.observe(seconds)
         if error is None and self._left is not None:
             expected = plan(care.service, self._left, care.desired())

@@ -65,6 +65,9 @@ class ReadyNotifier:
         if self.ready:
             notify(f"STATUS={summary(self.care)}")
 
+    def watch_lost(self, rs: RealServer) -> None:
+        pass
+
     def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
         if self.ready or error is not None:
             return

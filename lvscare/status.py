@@ -60,6 +60,9 @@ class StatusBoard:
     def transitioned(self, rs: RealServer, old: State, new: State) -> None:
         pass
 
+    def watch_lost(self, rs: RealServer) -> None:
+        pass
+
     def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
         self.reconciled_wall = self.wall()
         self.reconcile_seconds = seconds
@@ -144,6 +147,8 @@ class StatusBoard:
             ready, reason = False, f"virtual server {care.service} is not in the kernel"
         elif not serving:
             ready, reason = False, "no healthy real server: " + ", ".join(not_serving)
+            if care.fail_open():
+                reason += " (failing open: all kept in the table)"
         else:
             ready = True
             reason = f"{care.service}: {len(serving)}/{len(care.servers)} real servers serving"
@@ -158,6 +163,7 @@ class StatusBoard:
                 "in_kernel": view is not None,
                 "kernel_scheduler": None if view is None else view.scheduler,
             },
+            "fail_open": care.fail_open(),
             "interval_seconds": care.config.interval,
             "rounds": care.rounds,
             "last_reconcile": {

@@ -61,6 +61,12 @@ class Guarded:
         except Exception as e:
             self._failed("reconciled", e)
 
+    def watch_lost(self, rs: RealServer) -> None:
+        try:
+            self.inner.watch_lost(rs)
+        except Exception as e:
+            self._failed("watch_lost", e)
+
 
 class Telemetry:
     """Registers its observers on `care` at once; `health_address` None or "" means no HTTP.

@@ -18,6 +18,12 @@ from lvscare.endpoint import IPAddress
 
 log = structlog.get_logger("lvscare.watch")
 
+# A connection closed sooner than this after it opened was refused in effect (a server that
+# closes at once): wait `retry_after` before the next one. Anything that lived longer was an
+# idle close (kube-apiserver drops a connection that never starts TLS after its header
+# timeout) and is replaced at once, so the watch is back before the next crash.
+QUICK_CLOSE_SECONDS = 1.0
+
 
 class ConnectionWatch:
     """Keeps a connection open to `addr:port`; calls `on_lost()` whenever it goes away."""
@@ -72,10 +78,10 @@ class ConnectionWatch:
             finally:
                 self.connected.clear()
                 writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
             log.debug("watch connection lost", rs=self.name)
-            await self.on_lost()
-            if asyncio.get_running_loop().time() - opened < self.retry_after:
+            await self.on_lost()  # first: closing our end can wait
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            if asyncio.get_running_loop().time() - opened < QUICK_CLOSE_SECONDS:
                 # A server that closes at once must not turn the watch into a probe storm.
                 await asyncio.sleep(self.retry_after)

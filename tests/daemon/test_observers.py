@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from lvscare import care as care_module
 from lvscare import sdnotify
 from lvscare.care import Care
 from lvscare.config import build_config
 from lvscare.health import State
+from lvscare.metrics import Metrics
 from lvscare.prober import ProbeResult
 from lvscare.status import StatusBoard
 from lvscare.telemetry import Guarded
@@ -102,9 +104,56 @@ async def test_every_master_down_is_not_ready_even_when_failing_open() -> None:
     assert table.weights() == dict.fromkeys(MASTERS, 1)  # --all-down keep: all stay in
     ready, reason = board.readiness()
     assert not ready
-    assert reason == "no healthy real server: " + ", ".join(
-        f"{m}:6443 down (refused)" for m in MASTERS
+    assert (
+        reason
+        == "no healthy real server: "
+        + ", ".join(f"{m}:6443 down (refused)" for m in MASTERS)
+        + " (failing open: all kept in the table)"
     )
+    assert board.snapshot.body["fail_open"] is True
+
+
+async def test_metrics_show_fail_open_while_every_master_is_down_until_one_returns() -> None:
+    care, _, prober = make()
+    metrics = Metrics(care)
+    care.observers.append(metrics)
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    assert sample(metrics, "lvscare_fail_open") == 0
+    for m in MASTERS:
+        prober.failing[m] = "refused"
+    await care.run_round()
+    await care.run_round()
+    assert sample(metrics, "lvscare_fail_open") == 1
+    del prober.failing[MASTERS[1]]
+    await care.run_round()
+    assert sample(metrics, "lvscare_fail_open") == 0
+
+
+async def test_every_lost_watch_connection_is_counted_per_real_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def port_accepts(addr: object, port: int, timeout: float) -> None:
+        return None  # the lab's addresses do not exist on this host: no real connect
+
+    monkeypatch.setattr(care_module, "tcp_check", port_accepts)
+    care, _, _ = make()
+    metrics = Metrics(care)
+    care.observers.append(metrics)
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    await care.connection_lost(care.servers[2])  # an idle close: the probe is fine
+    await care.connection_lost(care.servers[2])
+    rs = f"{MASTERS[2]}:6443"
+    assert sample(metrics, "lvscare_watch_connections_lost_total", rs=rs) == 2
+    assert sample(metrics, "lvscare_watch_connections_lost_total", rs=f"{MASTERS[0]}:6443") == 0
+    assert care.servers[2].tracker.state is State.UP
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    assert value is not None, (name, labels)
+    return value
 
 
 def test_a_failing_observer_is_logged_and_never_raises() -> None:
@@ -118,11 +167,15 @@ def test_a_failing_observer_is_logged_and_never_raises() -> None:
         def reconciled(self, ops: object, error: object, seconds: float) -> None:
             raise RuntimeError("oops")
 
+        def watch_lost(self, rs: object) -> None:
+            raise RuntimeError("oops")
+
     care, _, _ = make()
     guarded = Guarded(Broken())
     with capture_logs() as logs:
         guarded.probed(care.servers[0], ProbeResult(True, 0.1))
         guarded.transitioned(care.servers[0], State.UP, State.DOWN)
         guarded.reconciled([], None, 0.1)
-    assert [e["hook"] for e in logs] == ["probed", "transitioned", "reconciled"]
+        guarded.watch_lost(care.servers[0])
+    assert [e["hook"] for e in logs] == ["probed", "transitioned", "reconciled", "watch_lost"]
     assert all(e["error"] == "RuntimeError: oops" for e in logs)

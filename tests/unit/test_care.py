@@ -21,9 +21,15 @@ class TableInMemory(tests.daemon.inproc_daemon.TableInMemory):
     def __init__(self) -> None:
         super().__init__()
         self.applied: list[Op] = []
+        self.calls: list[str] = []
+
+    async def read(self, service: Service) -> ServiceState | None:
+        self.calls.append("read")
+        return await super().read(service)
 
     async def apply(self, service: Service, ops: Sequence[Op]) -> None:
         self.applied.extend(ops)
+        self.calls.extend(f"apply {op}" for op in ops)
         await super().apply(service, ops)
 
 
@@ -190,8 +196,12 @@ async def test_lost_connection_then_failed_probe_drains_at_once_even_with_high_f
     await care.run_round()
     assert await _wait(lambda: bool(accepted))
     prober.down.add("127.0.0.1")
+    table.calls.clear()
     accepted[0].transport.abort()  # the apiserver "crashes"
     assert await _wait(lambda: weights(table) == {"127.0.0.1": 0})
+    # Weight 0 goes to the kernel first; reading the table back comes after.
+    assert table.calls[0] == f"apply set-dest 127.0.0.1:{port} weight=0"
+    assert await _wait(lambda: "read" in table.calls)
     await care.stop_watches()
     server.close()
 
@@ -218,10 +228,13 @@ async def test_idle_connection_closed_by_a_healthy_server_drains_nothing() -> No
     await care.resolve_all(strict=True)
     await care.run_round()
     assert await _wait(lambda: bool(accepted))
+    await asyncio.sleep(1.1)  # idle for a while, then
     accepted[0].close()  # a normal close, as an apiserver does with idle connections
     assert await _wait(lambda: len(probes) == 2)  # the round's probe and the extra one
     assert weights(table) == {"127.0.0.1": 1}
     assert care.servers[0].tracker.state is State.UP
+    # The watch is back at once, not an interval (60 s) later: the next crash is seen.
+    assert await _wait(lambda: len(accepted) == 3)  # 2: the TCP check after the close
     await care.stop_watches()
     server.close()
 
