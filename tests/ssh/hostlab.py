@@ -227,8 +227,20 @@ class Lab:
         )
         err = hdir / "sshd.err"
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "unshare", "-m", "-u", "--propagation", "private",
-             "sh", "-c", script],
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "unshare",
+                "-m",
+                "-u",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=open(err, "wb"),  # noqa: SIM115 - kept open for the life of sshd
             start_new_session=True,

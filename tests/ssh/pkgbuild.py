@@ -21,9 +21,9 @@ TOKEN2 = "zyxwvu.9876543210zyxwvu"
 CA_HASH = "sha256:" + "0123456789abcdef" * 4
 
 RECORD = f"""\
-import json, os, sys
+import json, os, sys, time
 def record(argv, **extra):
-    entry = {{"argv": argv, **extra}}
+    entry = {{"argv": argv, "ns": time.time_ns(), **extra}}
     with open({CALLS_LOG!r}, "a") as f:
         f.write(json.dumps(entry) + "\\n")
 """
