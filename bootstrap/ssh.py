@@ -78,14 +78,19 @@ class Auth:
         if self.key_path is None:
             return None
         try:
-            return paramiko.PKey.from_path(self.key_path, self.key_passphrase)
-        except paramiko.PasswordRequiredException:
+            phrase = self.key_passphrase.encode() if self.key_passphrase is not None else None
+            return paramiko.PKey.from_path(self.key_path, phrase)  # type: ignore[arg-type]
+        except (paramiko.PasswordRequiredException, TypeError):
+            # paramiko, or cryptography under it (TypeError), when no passphrase was given
+            if self.key_passphrase:
+                raise BadInput(f"--pk {self.key_path}: wrong passphrase") from None
             raise BadInput(
                 f"--pk {self.key_path}: the key has a passphrase: give --pk-passwd "
                 "or LVSCARE_SSH_KEY_PASSPHRASE"
             ) from None
         except (OSError, paramiko.SSHException, ValueError) as e:
-            raise BadInput(f"--pk {self.key_path}: cannot read the key ({e})") from None
+            hint = "; is the passphrase right?" if self.key_passphrase else ""
+            raise BadInput(f"--pk {self.key_path}: cannot read the key ({e}{hint})") from None
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -200,11 +205,11 @@ class Connection:
 
     # ------------------------------------------------------------ commands
 
-    def wrap(self, script: str) -> tuple[str, bytes]:
+    def wrap(self, script: str, as_root: bool = True) -> tuple[str, bytes]:
         """The command line for `script` as root, and what goes to its stdin."""
         # The script's own stdin is empty: a password meant for sudo never reaches it.
         script = f"exec </dev/null\n{script}"
-        if self.auth.root:
+        if self.auth.root or not as_root:
             return shell_line(["sh", "-c", script]), b""
         if self.auth.password is not None:
             # -S: the password from stdin, -k: always (no cached credential leaves it unread),
@@ -213,9 +218,11 @@ class Connection:
             return line, (self.auth.password + "\n").encode()
         return shell_line(["sudo", "-n", "--", "sh", "-c", script]), b""
 
-    def run(self, script: str, *, on_line: Callable[[str], None] | None = None) -> Result:
+    def run(
+        self, script: str, *, on_line: Callable[[str], None] | None = None, as_root: bool = True
+    ) -> Result:
         """Run a shell script as root (sudo if needed); stdout and stderr together."""
-        line, stdin = self.wrap(script)
+        line, stdin = self.wrap(script, as_root)
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise StepFailed("the SSH connection was lost")
@@ -243,8 +250,15 @@ class Connection:
             chan.close()
         return Result(code, out.decode(errors="replace"))
 
-    def check(self, script: str, what: str, **kw: Callable[[str], None] | None) -> str:
-        result = self.run(script, **kw)
+    def check(
+        self,
+        script: str,
+        what: str,
+        *,
+        on_line: Callable[[str], None] | None = None,
+        as_root: bool = True,
+    ) -> str:
+        result = self.run(script, on_line=on_line, as_root=as_root)
         if result.code != 0:
             raise StepFailed(f"{what}: {result.last_line()}")
         return result.output
@@ -274,7 +288,8 @@ class Connection:
         return base64.b64decode(out)
 
     def _staging(self) -> str:
-        return self.check("mktemp -d", "mktemp").strip().splitlines()[-1]
+        """A directory the login user can write to over SFTP (root moves files on)."""
+        return self.check("mktemp -d", "mktemp", as_root=False).strip().splitlines()[-1]
 
     def put(
         self,

@@ -29,6 +29,7 @@ OVERLAID = ("/etc", "/usr", "/var", "/root", "/opt", "/home", "/srv", "/work", "
 CALLS_LOG = "/var/log/lvpy-calls.jsonl"
 FAIL_FILE = "/etc/lvpy-fail"  # "join" in it: the stand-in kubeadm fails `kubeadm join`
 SSHD = "/usr/sbin/sshd"
+HOST_KEY = "/run/lvpy-host-key"  # inside the host's own /run, so rekey() can replace it
 
 
 def sh(*argv: str, check: bool = True, input: bytes | None = None) -> str:
@@ -123,6 +124,7 @@ class Host:
         """A new host key (as after a reinstall): SIGHUP makes sshd re-exec and reload it."""
         assert self.proc is not None
         self.host_key_pub = keygen(self.dir / "host_key")
+        self.path(HOST_KEY).write_bytes((self.dir / "host_key").read_bytes())
         self.proc.send_signal(signal.SIGHUP)
         time.sleep(0.2)
         _wait_port(self.ip, self.port, self.proc, self.dir / "sshd.err")
@@ -188,7 +190,7 @@ class Lab:
         host = Host(self, name, ns, ip, port, hdir)
         host.host_key_pub = keygen(hdir / "host_key")
         (hdir / "sshd_config").write_text(
-            f"Port {port}\nListenAddress {ip}\nHostKey {hdir}/host_key\nPidFile none\n"
+            f"Port {port}\nListenAddress {ip}\nHostKey {HOST_KEY}\nPidFile none\n"
             "PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n"
             "AuthorizedKeysFile .ssh/authorized_keys\nMaxStartups 200\nMaxSessions 100\n"
@@ -202,7 +204,8 @@ class Lab:
             if os.path.isdir(d):
                 u, w = f"{scratch}/up{d}", f"{scratch}/work{d}"
                 overlays.append(
-                    f"mkdir -p {u} {w} && mount -t overlay overlay "
+                    f"mkdir -p {u} {w} && chmod --reference={d} {u} && "
+                    f"chown --reference={d} {u} && mount -t overlay overlay "
                     f"-o lowerdir={d},upperdir={u},workdir={w} {d}"
                 )
         script = "\n".join(
@@ -214,6 +217,7 @@ class Lab:
                 *[o for o in overlays if o.endswith(" /tmp")],
                 "mount -t tmpfs -o mode=755 lvpy-run /run",
                 "mkdir -p /run/sshd",
+                f"install -m 600 {hdir}/host_key {HOST_KEY}",
                 f"hostname {name}",
                 f"printf '127.0.0.1\\tlocalhost\\n{ip}\\t{name}\\n' > /etc/hosts",
                 f"echo {shlex.quote('root:' + self.root_password)} | chpasswd",
