@@ -254,6 +254,13 @@ class Lab:
         _wait_port(ip, port, proc, err)
         return host
 
+    def wait_port(self, ip: str, port: int) -> None:
+        for _ in range(400):
+            with contextlib.suppress(OSError), socket.create_connection((ip, port), timeout=0.5):
+                return
+            time.sleep(0.025)
+        raise RuntimeError(f"nothing answers on {ip}:{port}")
+
     def empty_host(self) -> str:
         """A namespace with an address and nothing listening: connections are refused."""
         _ns, ip = self.netns(len(self.namespaces) + 1)
