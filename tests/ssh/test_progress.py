@@ -1,0 +1,93 @@
+"""Feedback without SSH: the terminal lines, the plain lines, the table; host parsing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bootstrap.errors import BadInput
+from bootstrap.progress import Reporter
+from bootstrap.ssh import Target, parse_target
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_terminal_shows_a_line_per_host_with_bytes_and_rate() -> None:
+    out, clock = io.StringIO(), Clock()
+    r = Reporter(out, tty=True, clock=clock)
+    r.add("198.19.0.11", "master")
+    r.add("198.19.0.12", "node")
+    r.step("198.19.0.11", "package")
+    r.sent("198.19.0.11", 0, 200 << 20)
+    clock.now += 2
+    r.sent("198.19.0.11", 100 << 20, 200 << 20)
+    last = out.getvalue().split("\x1b[J")[-1]
+    lines = [line.removeprefix("\x1b[2K") for line in last.splitlines()]
+    assert lines[0].split() == [
+        "198.19.0.11",
+        "master",
+        "package",
+        "100.0",
+        "MiB/200.0",
+        "MiB",
+        "50%",
+        "at",
+        "50.0",
+        "MiB/s",
+    ]
+    assert lines[1].split() == ["198.19.0.12", "node", "waiting"]
+
+
+def test_plain_output_is_one_line_per_step_and_a_table() -> None:
+    out, clock = io.StringIO(), Clock()
+    r = Reporter(out, tty=False, clock=clock)
+    r.add("198.19.0.11", "master")
+    r.add("198.19.0.12:2222", "node")
+    r.step("198.19.0.11", "connect")
+    r.step("198.19.0.12:2222", "connect")
+    clock.now += 1.5
+    r.finish("198.19.0.11", "ok")
+    r.finish("198.19.0.12:2222", "failed", "connect", "cannot connect: refused")
+    r.print_table()
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert text.splitlines()[:4] == [
+        "198.19.0.11: connect",
+        "198.19.0.12:2222: connect",
+        "198.19.0.11: ok",
+        "198.19.0.12:2222: failed: connect: cannot connect: refused",
+    ]
+    table = text.splitlines()[-3:]
+    assert table[0].split() == ["HOST", "ROLE", "RESULT", "FAILED", "STEP", "TIME", "ERROR"]
+    assert table[1].split() == ["198.19.0.11", "master", "ok", "-", "1.5s", "-"]
+    assert table[2].split()[:5] == ["198.19.0.12:2222", "node", "failed", "connect", "1.5s"]
+    assert r.failed() == ["198.19.0.12:2222"]
+
+
+@pytest.mark.parametrize(
+    ("text", "target", "known"),
+    [
+        ("192.168.0.2", Target("192.168.0.2", 22), "192.168.0.2"),
+        ("192.168.0.2:2222", Target("192.168.0.2", 2222), "[192.168.0.2]:2222"),
+        ("[fd00::2]:2222", Target("fd00::2", 2222), "[fd00::2]:2222"),
+        ("fd00::2", Target("fd00::2", 22), "fd00::2"),
+    ],
+)
+def test_hosts_are_ip_or_ip_port(text: str, target: Target, known: str) -> None:
+    assert parse_target(text, "--node") == target
+    assert target.known_hosts_name == known
+
+
+@pytest.mark.parametrize(
+    "text", ["host.example", "192.168.0.2:0", "192.168.0.2:x", "1.2.3.4:70000"]
+)
+def test_bad_hosts_name_the_value(text: str) -> None:
+    with pytest.raises(BadInput, match="--node"):
+        parse_target(text, "--node")
