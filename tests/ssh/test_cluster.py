@@ -243,6 +243,34 @@ def test_clean_a_master_gives_every_node_the_remaining_masters(cluster: Cluster)
     assert cluster_file(cluster.client)["masters"] == [m0.addr, m1.addr]
 
 
+def test_join_a_master_copies_the_cas_and_gives_every_node_the_new_list(cluster: Cluster) -> None:
+    m0, m1, m2 = cluster.masters
+    out = bootstrap("join", "--master", m2.addr)
+    assert out.exit_code == 0, out.output
+    join = kubeadm_calls(m2)[-1]
+    assert join["argv"] == [
+        "kubeadm",
+        "join",
+        "apiserver.cluster.local:6443",
+        "--token",
+        TOKEN2,
+        "--discovery-token-ca-cert-hash",
+        CA_HASH,
+        "--control-plane",
+        "--apiserver-advertise-address",
+        m2.ip,
+        "--node-name",
+        "m2",
+    ]
+    for name in ("ca.key", "etcd/ca.key", "front-proxy-ca.key", "sa.key"):
+        path = f"/etc/kubernetes/pki/{name}"
+        assert m2.path(path).read_bytes() == m0.path(path).read_bytes()
+    every = [f"{m.ip}:6443" for m in (m0, m1, m2)]
+    for n in [*cluster.nodes[1:], *cluster.extra]:
+        assert manifest_rs(n) == every
+    assert cluster_file(cluster.client)["masters"] == [m0.addr, m1.addr, m2.addr]
+
+
 def test_clean_all_leaves_every_host_as_before(cluster: Cluster) -> None:
     out = bootstrap("clean", "--all")
     assert out.exit_code == 0, out.output
