@@ -158,11 +158,13 @@ class Lab:
                     os.killpg(host.proc.pid, signal.SIGKILL)
                 host.proc.wait()
         for ns in self.namespaces:
-            sh("ip", "netns", "pids", ns, check=False)
             for pid in sh("ip", "netns", "pids", ns, check=False).split():
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
             sh("ip", "netns", "del", ns, check=False)
+            veth = f"lvpyv{self.tag}{ns.rsplit('-', 1)[1]}"
+            if veth in sh("ip", "-o", "link", "show", check=False):
+                sh("ip", "link", "del", veth, check=False)  # the pair, if the netns lingers
         if self.bridge:
             sh("ip", "link", "del", self.bridge, check=False)
 
