@@ -278,7 +278,7 @@ class Care:
         self.kernel_view = actual
         self.last_reconcile_at = self.clock()
         for rs in self.servers:
-            if rs.tracker.state is State.DRAINING:
+            if rs.tracker.state is State.DRAINING and _holds_no_weight(actual, rs.dest):
                 rs.tracker.drained = True
         for obs in self.observers:
             obs.reconciled(ops, None, self.last_reconcile_at - start)
@@ -409,3 +409,12 @@ class Care:
         if masquerade.remove_masquerade():
             removed.append(f"nft table inet {masquerade.TABLE}")
         return removed
+
+
+def _holds_no_weight(view: ServiceState | None, dest: Dest | None) -> bool:
+    """The kernel sends this server no new connections. Failing open keeps a DRAINING server
+    at its weight, and that must not count as the drain it will still get."""
+    if view is None or dest is None:
+        return True
+    have = view.dests.get(dest)
+    return have is None or have.weight == 0

@@ -107,7 +107,7 @@ async def test_every_master_down_is_not_ready_even_when_failing_open() -> None:
     assert (
         reason
         == "no healthy real server: "
-        + ", ".join(f"{m}:6443 down (refused)" for m in MASTERS)
+        + ", ".join(f"{m}:6443 draining (refused)" for m in MASTERS)
         + " (failing open: all kept in the table)"
     )
     assert board.snapshot.body["fail_open"] is True

@@ -166,6 +166,8 @@ async def test_every_master_down_keeps_them_all_in_the_table_by_default() -> Non
     prober.down = {M[0], M[1]}  # one master back: the others drain as usual
     await care.run_round()
     assert not care.fail_open()
+    assert weights(table) == {M[0]: 0, M[1]: 0, M[2]: 1}  # kept at weight: not yet drained
+    await care.run_round()
     assert weights(table) == {M[2]: 1}
 
 
