@@ -713,12 +713,18 @@ class Master:
 
     # network control
 
-    def blackhole(self) -> None:
-        """Drop every packet both ways (netem loss 100% on both veth ends): connects time out."""
+    def blackhole(self) -> float:
+        """Drop every packet both ways (netem loss 100% on both veth ends): connects time out.
+
+        Returns the time.time() at which the first qdisc (towards the master) was in place:
+        starting `tc` takes a while under emulation, and timings count from the fault itself.
+        """
         netem = ["root", "netem", "loss", "100%"]
         self._blackholed = True
         sh("tc", "qdisc", "replace", "dev", self.veth, *netem)
+        effective = time.time()
         sh("tc", "-n", self.netns, "qdisc", "replace", "dev", "eth0", *netem)
+        return effective
 
     def unblackhole(self) -> None:
         self._blackholed = False
