@@ -1,0 +1,1004 @@
+"""Failover benchmark (issue 6, point 5): lvscare and keepalived, same lab, same faults.
+
+Runs inside the lab VM, everything in one boot:
+
+    scripts/lab python bench/failover.py            # full run (~15 min emulated)
+    scripts/lab python bench/failover.py --quick    # 1 run per scenario, 10 s steady state
+
+Three fake masters (tests/lab/labnet.py), one daemon at a time guarding 10.103.97.2:6443:
+`lvscare care --interval 1` with every other default, then `keepalived --check` with
+SSL_GET /healthz every second (configuration written below). Two helper processes run for
+the whole benchmark: bench/vip_client.py opens 50 connections/s through the VIP (TCP connect
+and a small read: the apiserver's clean close) and bench/ipvs_poll.py dumps the kernel's
+table over netlink every 3 ms.
+
+Scenarios, each against master m2: SIGKILL of its apiserver, 100 % packet loss (tc netem),
+/healthz hanging, /healthz answering 500, the apiserver starting again after a kill, and
+`ipvsadm -C`. "Drained" is the first table sample in which the victim can no longer get
+new connections: weight 0 or absent. A connection *fails* when it is refused, reset or
+gets no clean close within 2 s; it is "after the drain" when it *started* after the sample
+that showed the drain. Then each daemon's RSS and CPU over a quiet steady
+state (client and poller paused).
+
+Everything raw is kept in --out (default .lab/bench-failover/, the one directory the VM can
+write): the poller's and the client's JSON lines, each daemon's log, marks.json (what was
+done when). `python bench/failover.py --report DIR` prints the tables again from those files,
+on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from tests.lab.labnet import Lab, LabProcess, Master
+
+VIP, PORT = "10.103.97.2", 6443
+STATUS_URL = "http://127.0.0.1:10271/status"  # lvscare's default --health-address
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DAEMONS = ("lvscare", "keepalived")
+FAULTS = ("kill", "blackhole", "hang", "fail")
+TITLES = {
+    "kill": "killed master",
+    "blackhole": "blackholed master",
+    "hang": "hung master",
+    "fail": "master answering 500",
+    "recover": "master recovering",
+    "flush": "ipvsadm -C",
+}
+# How long a daemon gets to drain (or repair) before the run counts as "never".
+DRAIN_TIMEOUT = {"kill": 10.0, "blackhole": 15.0, "hang": 15.0, "fail": 15.0, "flush": 10.0}
+
+Table = dict[str, int] | None
+
+
+def log(text: str) -> None:
+    """Progress on stdout, with the time since start: the VM run is long and silent otherwise."""
+    print(f"[{time.monotonic() - START:7.1f}s] {text}", flush=True)
+
+
+START = time.monotonic()
+
+
+# -- the kernel table, as the poller saw it ----------------------------------------------------
+
+
+class TableLog:
+    """Reads bench/ipvs_poll.py's output as it grows: the table's history with timestamps."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changes: list[tuple[float, Table]] = []
+        self.gaps: list[tuple[float, float]] = []
+        self.counts: list[tuple[float, int]] = []
+        self._fh: IO[str] | None = None
+        self._rest = ""
+
+    def update(self) -> None:
+        if self._fh is None:
+            if not self.path.exists():
+                return
+            self._fh = open(self.path, encoding="utf-8")  # noqa: SIM115 - kept open to tail it
+        data = self._rest + self._fh.read()
+        lines = data.split("\n")
+        self._rest = lines.pop()
+        for line in lines:
+            if line:
+                self._add(json.loads(line))
+
+    def _add(self, rec: dict[str, Any]) -> None:
+        if "tb" in rec:
+            self.changes.append((rec["t"], rec["tb"]))
+        elif "gap" in rec:
+            self.gaps.append((rec["gap"][0], rec["gap"][1]))
+        elif "n" in rec:
+            self.counts.append((rec["t"], rec["n"]))
+
+    def state_at(self, t: float) -> Table:
+        state: Table = None
+        for when, table in self.changes:
+            if when > t:
+                break
+            state = table
+        return state
+
+    def first(self, pred: Callable[[Table], bool], since: float) -> float | None:
+        """Earliest time >= since at which pred holds (since itself if it already did)."""
+        if self.changes and self.changes[0][0] <= since and pred(self.state_at(since)):
+            return since
+        return next((t for t, table in self.changes if t > since and pred(table)), None)
+
+    def wait(self, pred: Callable[[Table], bool], since: float, timeout: float) -> float | None:
+        """Like first(), waiting up to `timeout` s of wall time for it to happen."""
+        deadline = time.time() + timeout
+        while True:
+            self.update()
+            found = self.first(pred, since)
+            if found is not None or time.time() > deadline:
+                return found
+            time.sleep(0.01)
+
+    @classmethod
+    def load(cls, path: Path) -> TableLog:
+        table = cls(path)
+        table.update()
+        return table
+
+
+def complete(rs: Sequence[str]) -> Callable[[Table], bool]:
+    return lambda tb: tb is not None and all(tb.get(key, 0) > 0 for key in rs)
+
+
+def drained(victim: str) -> Callable[[Table], bool]:
+    """The victim gets no new connections: in a table that exists, at weight 0 or absent."""
+    return lambda tb: tb is not None and tb.get(victim, 0) == 0
+
+
+# -- what was done when -------------------------------------------------------------------------
+
+
+@dataclass
+class Mark:
+    """One scenario run: the fault, when the table showed its effect, the repair."""
+
+    daemon: str
+    scenario: str  # kill | blackhole | hang | fail | flush
+    run: int
+    # wall time the fault began (blackhole: the qdisc towards the master in place; flush: the
+    # first sample without the full table)
+    fault: float
+    fault_done: float  # the action returned (kill waited for the exit, tc ran twice, ...)
+    drained: float | None = None  # first sample with the victim drained (flush: repaired)
+    window_end: float = 0.0  # failures are counted for connections started in [fault, this)
+    restore: float | None = None  # the master could serve again (listening, qdisc gone, ok)
+    back: float | None = None  # first sample with the victim back at its weight
+    back_window_end: float | None = None
+
+
+@dataclass
+class Steady:
+    daemon: str
+    seconds: float
+    pids: list[int]
+    rss_kib: list[int] = field(default_factory=list)  # one sample a second, whole process tree
+    cpu_s: float = 0.0
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    """pid and all its descendants (keepalived --check forks a checker process)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, todo = [pid], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
+        tree += kids
+        todo += kids
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Helper:
+    """A helper process (poller, client): paused and resumed with SIGUSR1 / SIGUSR2."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        from tests.lab.labnet import start_process
+
+        self.proc: LabProcess = start_process(argv, log_path)
+
+    def pause(self) -> None:
+        self.proc.signal(signal.SIGUSR1)
+
+    def resume(self) -> None:
+        self.proc.signal(signal.SIGUSR2)
+
+    def wait_ready(self, word: str, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while word not in self.proc.stdout():
+            if not self.proc.running() or time.time() > deadline:
+                raise RuntimeError(f"{self.proc.argv}: not ready\n{self.proc.tail()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=10)
+
+
+class Daemon(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def pid(self) -> int: ...
+
+    def steady(self) -> bool: ...
+
+
+class Lvscare:
+    """`lvscare care --interval 1`, every other option at its default; JSON log to a file."""
+
+    name = "lvscare"
+
+    def __init__(self, lab: Lab, out: Path) -> None:
+        self.lab = lab
+        self.log_path = out / "lvscare.log"
+        self.proc: LabProcess | None = None
+
+    def argv(self) -> list[str]:
+        from tests.lab.lvscare_proc import LVSCARE
+
+        return [*LVSCARE, "care", "--vs", f"{VIP}:{PORT}", "--interval", "1", *self.lab.rs_args()]
+
+    def start(self) -> None:
+        self.proc = self.lab.spawn(self.argv(), self.log_path)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def steady(self) -> bool:
+        """Every master "up" in /status: a full table alone may be fail-open (every probe
+        timed out at start under emulation), when a kill is not measured against a healthy
+        daemon."""
+        try:
+            with urllib.request.urlopen(STATUS_URL, timeout=5) as resp:
+                doc = json.load(resp)
+        except (OSError, ValueError):
+            return False
+        return all(s["state"] == "up" for s in doc["real_servers"])
+
+
+def keepalived_conf(masters: Sequence[str]) -> str:
+    """keepalived.conf(5) as issue 6 asks: SSL_GET /healthz, delay_loop 1, connect_timeout 1,
+    retry 1, delay_before_retry 1. No inhibit_on_failure, so a failed real server is removed
+    (keepalived's default), which drains it as surely as weight 0. lvs_sched/lvs_method are
+    the current names of lb_algo/lb_kind (keepalived 2.2 accepts both)."""
+    servers = "".join(
+        f"""    real_server {ip} {PORT} {{
+        weight 1
+        SSL_GET {{
+            url {{
+                path /healthz
+                status_code 200
+            }}
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }}
+    }}
+"""
+        for ip in masters
+    )
+    return (
+        "global_defs {\n    router_id lvscare_bench\n}\n"
+        f"virtual_server {VIP} {PORT} {{\n    delay_loop 1\n    lvs_sched rr\n"
+        f"    lvs_method NAT\n    protocol TCP\n{servers}}}\n"
+    )
+
+
+class Keepalived:
+    """`keepalived --check` in the foreground; its console log is timestamped as it arrives
+    (keepalived's own stamps have whole seconds), one "<wall time> <line>" per line."""
+
+    name = "keepalived"
+
+    def __init__(self, lab: Lab, out: Path) -> None:
+        self.conf = out / "keepalived.conf"
+        self.conf.write_text(keepalived_conf([m.ip for m in lab.masters]))
+        self.log_path = out / "keepalived.log"
+        self.run_dir = Path("/tmp/bench-keepalived")
+        self.proc: subprocess.Popen[str] | None = None
+        self.reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "keepalived",
+            "--dont-fork",
+            "--check",
+            "--log-console",
+            "--log-detail",
+            "--no-syslog",
+            "--use-file",
+            str(self.conf),
+            "--pid",
+            str(self.run_dir / "keepalived.pid"),
+            "--checkers_pid",
+            str(self.run_dir / "checkers.pid"),
+        ]
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        self.reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self.reader.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        with open(self.log_path, "a", encoding="utf-8") as out:
+            for line in proc.stdout:
+                out.write(f"{time.time():.6f} {line.rstrip()}\n")
+                out.flush()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        self.proc = None
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def steady(self) -> bool:
+        return True
+
+
+# -- the runs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    runs: dict[str, int]  # scenario -> runs
+    steady: float
+    after: float  # seconds failures are still counted after the drain
+    settle: float  # seconds the full table must hold before the next fault
+
+
+class Bench:
+    """One lab, one victim, the helpers; runs scenarios against one daemon at a time."""
+
+    def __init__(self, lab: Lab, out: Path, settings: Settings, victim: Master) -> None:
+        self.lab = lab
+        self.out = out
+        self.settings = settings
+        self.victim = victim
+        self.victim_key = f"{victim.ip}:{PORT}"
+        self.all_keys = [f"{m.ip}:{PORT}" for m in lab.masters]
+        self.table = TableLog(out / "table.jsonl")
+        self.marks: list[Mark] = []
+        self.steady: list[Steady] = []
+        self.windows: list[tuple[str, float, float]] = []  # (daemon, start, end) of its turn
+        self.checks: list[str] = []
+
+    def wait_complete(self, timeout: float, since: float | None = None) -> float:
+        when = self.table.wait(complete(self.all_keys), since or time.time(), timeout)
+        if when is None:
+            raise RuntimeError(f"the table never held all masters: {self.table.state_at(1e12)}")
+        return when
+
+    def crosscheck(self) -> None:
+        """The hand-made netlink dump of the poller must agree with pyroute2's reading."""
+        from tests.lab.labnet import ipvs_table
+
+        service = ipvs_table().get((VIP, PORT))
+        theirs = {f"{a}:{p}": w for (a, p), w in (service or {"dests": {}})["dests"].items()}
+        self.table.update()
+        ours = self.table.state_at(time.time())
+        verdict = "agree" if ours == theirs else "DISAGREE"
+        self.checks.append(f"poller and pyroute2 {verdict}: {ours} / {theirs}")
+        log(self.checks[-1])
+
+    def settle(self, daemon: Daemon) -> None:
+        """Full table, unchanged for `settle` seconds, and the daemon says all are healthy:
+        it is back in its steady state (lvscare's watch reconnects within one interval of a
+        master's return)."""
+        deadline = time.time() + 180
+        while True:
+            self.wait_complete(60)
+            last_change = self.table.changes[-1][0]
+            wait = last_change + self.settings.settle - time.time()
+            if wait <= 0 and daemon.steady():
+                return
+            if time.time() > deadline:
+                raise RuntimeError(f"{daemon.name} never settled: {self.table.state_at(1e12)}")
+            if wait <= 0:
+                wait = 0.2
+            time.sleep(wait)
+            self.table.update()
+
+    def inject(self, scenario: str) -> tuple[float, float]:
+        """Start the fault; (when it took effect, when the action returned)."""
+        v = self.victim
+        if scenario == "blackhole":  # from the moment packets to the master are dropped
+            effective = v.blackhole()
+            return effective, time.time()
+        action: Callable[[], None] = {
+            "kill": v.kill,
+            "hang": lambda: v.set_mode("hang"),
+            "fail": lambda: v.set_mode("fail"),
+        }[scenario]
+        t0 = time.time()
+        action()
+        return t0, time.time()
+
+    def restore(self, scenario: str) -> float:
+        """Undo the fault; the time the master could serve again."""
+        v = self.victim
+        if scenario == "kill":
+            v.start()
+            return v.ready_file.stat().st_mtime  # written right after listen()
+        if scenario == "blackhole":
+            v.unblackhole()
+        else:
+            v.set_mode("ok")
+        return time.time()
+
+    def fault_run(self, daemon: Daemon, scenario: str, run: int) -> Mark:
+        self.settle(daemon)
+        fault, done = self.inject(scenario)
+        mark = Mark(daemon.name, scenario, run, fault, done)
+        mark.drained = self.table.wait(drained(self.victim_key), fault, DRAIN_TIMEOUT[scenario])
+        end = (mark.drained or time.time()) + self.settings.after
+        time.sleep(max(0.0, end - time.time()))
+        mark.window_end = end
+        mark.restore = self.restore(scenario)
+        mark.back = self.table.wait(complete(self.all_keys), mark.restore, 30)
+        if mark.back is not None:
+            mark.back_window_end = mark.back + min(self.settings.after, self.settings.settle)
+        took = "never" if mark.drained is None else f"{mark.drained - fault:.3f} s"
+        log(f"{daemon.name} {scenario} #{run}: drained after {took}")
+        self.marks.append(mark)
+        return mark
+
+    def flush_run(self, daemon: Daemon, run: int) -> Mark:
+        from tests.lab.labnet import sh
+
+        self.settle(daemon)
+        t0 = time.time()
+        sh("ipvsadm", "-C")
+        done = time.time()
+        whole = complete(self.all_keys)
+        flushed = self.table.wait(lambda tb: not whole(tb), t0, 5) or t0
+        mark = Mark(daemon.name, "flush", run, flushed, done)
+        mark.drained = self.table.wait(whole, flushed, DRAIN_TIMEOUT["flush"])
+        end = (mark.drained or time.time()) + self.settings.after
+        time.sleep(max(0.0, end - time.time()))
+        mark.window_end = end
+        took = "never" if mark.drained is None else f"{mark.drained - flushed:.3f} s"
+        log(f"{daemon.name} flush #{run}: table complete again after {took}")
+        self.marks.append(mark)
+        if mark.drained is None:  # keepalived does not repair: restart it for the next run
+            daemon.stop()
+            daemon.start()
+            self.wait_complete(120)
+        return mark
+
+    def measure_steady(self, daemon: Daemon, helpers: Sequence[Helper]) -> Steady:
+        """RSS and CPU with the VM quiet: the client and the poller paused."""
+        self.settle(daemon)
+        for h in helpers:
+            h.pause()
+        time.sleep(2.5)  # the client's last attempts end (2 s timeout)
+        pids = children(daemon.pid())
+        result = Steady(daemon.name, self.settings.steady, pids)
+        t0, c0 = time.monotonic(), sum(cpu_seconds(p) for p in pids)
+        while time.monotonic() - t0 < self.settings.steady:
+            result.rss_kib.append(sum(rss_kib(p) for p in pids))
+            time.sleep(1.0)
+        wall = time.monotonic() - t0
+        result.cpu_s = sum(cpu_seconds(p) for p in pids) - c0
+        result.seconds = wall
+        for h in helpers:
+            h.resume()
+        log(
+            f"{daemon.name} steady state: {statistics.mean(result.rss_kib) / 1024:.1f} MiB, "
+            f"{100 * result.cpu_s / wall:.2f} % CPU over {wall:.0f} s ({len(pids)} processes)"
+        )
+        self.steady.append(result)
+        return result
+
+    def run_daemon(self, daemon: Daemon, client: Helper, poller: Helper) -> None:
+        log(f"{daemon.name}: starting")
+        begin = time.time()
+        daemon.start()
+        up = self.wait_complete(180, begin)
+        log(f"{daemon.name}: table complete {up - begin:.1f} s after start")
+        self.crosscheck()
+        client.resume()
+        runs = self.settings.runs
+        for scenario in FAULTS:
+            for i in range(runs[scenario]):
+                self.fault_run(daemon, scenario, i + 1)
+        self.measure_steady(daemon, [client, poller])
+        for i in range(runs["flush"]):
+            self.flush_run(daemon, i + 1)
+        self.settle(daemon)
+        client.pause()
+        time.sleep(2.5)
+        self.windows.append((daemon.name, begin, time.time()))
+        daemon.stop()
+
+    def save(self) -> None:
+        doc = {
+            "victim": {"name": self.victim.name, "key": self.victim_key},
+            "masters": self.all_keys,
+            "settings": asdict(self.settings),
+            "marks": [asdict(m) for m in self.marks],
+            "steady": [asdict(s) for s in self.steady],
+            "windows": self.windows,
+            "checks": self.checks,
+        }
+        (self.out / "marks.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+# -- analysis (host-safe: files only) -----------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    t0: float
+    t1: float
+    out: str  # ok | refused | reset | timeout | errno name
+
+    @property
+    def failed(self) -> bool:
+        return self.out != "ok"
+
+
+def load_attempts(path: Path) -> list[Attempt]:
+    attempts = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            attempts.append(Attempt(r["t0"], r["t1"], r["out"]))
+    attempts.sort(key=lambda a: a.t0)
+    return attempts
+
+
+def iso_wall(ts: str) -> float:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class RunResult:
+    """One scenario run, as the table reports it."""
+
+    latency: float | None  # fault -> drained (flush: -> complete; recover: listening -> back)
+    failed: int
+    failed_after: int  # failures of connections started after the drain / repair
+    attempts: int
+
+
+def count(
+    attempts: Sequence[Attempt], start: float, end: float, after: float | None
+) -> tuple[int, int, int]:
+    """Failures among connections started in [start, end), and among those started after
+    `after` (the drain): classified by start time, so a connection that was already on its
+    way to the victim when the drain came is not counted against the drain."""
+    window = [a for a in attempts if start <= a.t0 < end]
+    late = [a for a in window if after is not None and a.t0 >= after]
+    return sum(a.failed for a in window), sum(a.failed for a in late), len(window)
+
+
+class Report:
+    """Numbers from the raw files: marks.json, table.jsonl, client.jsonl, daemon logs."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.doc = json.loads((out / "marks.json").read_text())
+        self.marks = [Mark(**m) for m in self.doc["marks"]]
+        self.steady = [Steady(**s) for s in self.doc["steady"]]
+        self.victim = self.doc["victim"]["name"]
+        self.victim_key = self.doc["victim"]["key"]
+        self.attempts = load_attempts(out / "client.jsonl")
+        self.table = TableLog.load(out / "table.jsonl")
+
+    def runs(self, daemon: str, scenario: str) -> list[RunResult]:
+        results = []
+        source = "kill" if scenario == "recover" else scenario
+        for m in self.marks:
+            if m.daemon != daemon or m.scenario != source:
+                continue
+            if scenario == "recover":
+                if m.restore is None or m.back_window_end is None:
+                    continue
+                latency = None if m.back is None else m.back - m.restore
+                c = count(self.attempts, m.restore, m.back_window_end, m.back)
+            else:
+                latency = None if m.drained is None else m.drained - m.fault
+                end = m.window_end
+                c = count(self.attempts, m.fault, end, m.drained or end)
+            results.append(RunResult(latency, *c))
+        return results
+
+    def lvscare_timeline(self, m: Mark) -> str:
+        """fault -> first failed probe -> state change -> netlink call, from lvscare's log."""
+        path = self.out / "lvscare.log"
+        if not path.exists():
+            return ""
+        firsts: dict[str, float] = {}
+        for line in path.read_text().splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            ts = e.get("timestamp")
+            if not ts or iso_wall(ts) < m.fault - 0.001:
+                continue
+            name = e.get("event", "")
+            if name == "probe failed" and e.get("rs") == self.victim_key:
+                firsts.setdefault(f"probe failed ({e.get('reason')})", iso_wall(ts))
+            elif name == "real server state changed" and e.get("rs") == self.victim_key:
+                firsts.setdefault(f"{e.get('new')} ({e.get('reason')})", iso_wall(ts))
+            elif name == "ipvs change" and self.victim_key in str(e.get("op")):
+                firsts.setdefault(f"ipvs {e.get('op')}", iso_wall(ts))
+            if len(firsts) >= 4 or iso_wall(ts) > (m.drained or m.window_end):
+                break
+        steps = sorted(firsts.items(), key=lambda kv: kv[1])[:4]
+        return ", ".join(f"{k} +{(t - m.fault) * 1000:.0f} ms" for k, t in steps)
+
+    def keepalived_timeline(self, m: Mark) -> str:
+        path = self.out / "keepalived.log"
+        if not path.exists():
+            return ""
+        lines = []
+        for line in path.read_text().splitlines():
+            stamp, _, text = line.partition(" ")
+            t = float(stamp)
+            if t < m.fault:
+                continue
+            if t > (m.drained or m.window_end) + 0.05:
+                break
+            if self.victim_key.split(":")[0] in text:
+                lines.append(f"+{(t - m.fault) * 1000:.0f} ms {text.split(': ', 1)[-1][:70]}")
+        return "; ".join(lines[:3])
+
+    def timeline(self, m: Mark) -> str:
+        took = fmt_s(None if m.drained is None else m.drained - m.fault)
+        steps = self.lvscare_timeline(m) if m.daemon == "lvscare" else self.keepalived_timeline(m)
+        return f"{m.daemon} {m.scenario} #{m.run}: drained {took}; {steps}"
+
+    def poll_quality(self) -> str:
+        """How often the poller really sampled, over the scenario windows only."""
+        gaps = [b - a for a, b in self.table.gaps]
+        counts = [n for _, n in self.table.counts]
+        windows = [(m.fault, m.window_end) for m in self.marks]
+        inside = [b - a for a, b in self.table.gaps if any(s <= b and a <= e for s, e in windows)]
+        rate = statistics.median(counts) if counts else 0
+        worst = max(inside, default=0.0)
+        return (
+            f"table polled {rate:.0f} times/s (median); inside scenario windows "
+            f"{len(inside)} gaps > 5 ms, longest {worst * 1000:.1f} ms "
+            f"({len(gaps)} such gaps over the whole run)"
+        )
+
+    def client_quality(self) -> str:
+        ok = [a.t1 - a.t0 for a in self.attempts if not a.failed]
+        windows = [(m.fault, m.window_end) for m in self.marks] + [
+            (m.restore, m.back_window_end)
+            for m in self.marks
+            if m.restore is not None and m.back_window_end is not None
+        ]
+        quiet = [a for a in self.attempts if not any(s <= a.t0 < e for s, e in windows)]
+        lat = sorted(ok)
+        p50 = lat[len(lat) // 2] if lat else 0.0
+        p99 = lat[int(len(lat) * 0.99)] if lat else 0.0
+        return (
+            f"{len(self.attempts)} client connections; answered ones took {p50 * 1000:.0f} ms "
+            f"median, {p99 * 1000:.0f} ms p99; {sum(a.failed for a in quiet)} failed outside "
+            f"the scenario windows (of {len(quiet)})"
+        )
+
+
+def fmt_s(x: float | None) -> str:
+    return "never" if x is None else f"{x:.3f} s"
+
+
+def median(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    if not vals or len(vals) < len(xs):  # a run that never drained makes the median "never"
+        return None if len(vals) * 2 <= len(xs) else statistics.median(vals)
+    return statistics.median(vals)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return "-"
+    if b == 0:
+        return "-" if a == 0 else "inf"
+    return f"{a / b:.2f}"
+
+
+def _row_cells(
+    per: dict[str, list[RunResult]], f: Callable[[list[RunResult]], str]
+) -> tuple[str, str]:
+    lv, ka = (f(per[d]) if per.get(d) else "-" for d in DAEMONS)
+    return lv, ka
+
+
+def _scenario_rows(report: Report, scenario: str) -> list[tuple[str, str, str, str]]:
+    per = {d: report.runs(d, scenario) for d in DAEMONS}
+    n = max(len(r) for r in per.values())
+    if n == 0:
+        return []
+    what = {"recover": "listening -> back in table", "flush": "flush -> table complete again"}
+    title = f"{TITLES[scenario]} ({n} run{'s' if n > 1 else ''}): "
+    title += what.get(scenario, "fault -> drained") + (", median" if n > 1 else "")
+    lat = {d: median([r.latency for r in per[d]]) if per[d] else None for d in DAEMONS}
+    fails = {d: median([float(r.failed) for r in per[d]]) if per[d] else None for d in DAEMONS}
+    rows = [(title, fmt_s(lat["lvscare"]), fmt_s(lat["keepalived"]), ratio(*lat.values()))]
+    label = "    failed connects" + (", median" if n > 1 else "")
+    rows.append((label, *_row_cells(per, _counts), ratio(*fails.values())))
+    after = {"flush": "repair", "recover": "return"}.get(scenario, "drain")
+    late = _row_cells(per, lambda r: str(sum(x.failed_after for x in r)))
+    rows.append((f"    failed connects after the {after}, all runs", *late, ""))
+    return rows
+
+
+def render(report: Report, markdown: bool) -> str:
+    """Rows per scenario: lvscare, keepalived, and lvscare/keepalived."""
+    rows: list[tuple[str, str, str, str]] = []
+    for scenario in (*FAULTS, "recover", "flush"):
+        rows += _scenario_rows(report, scenario)
+    st = {s.daemon: s for s in report.steady}
+    if st:
+        secs = max(s.seconds for s in st.values())
+        rss = {d: statistics.mean(st[d].rss_kib) / 1024 if d in st else None for d in DAEMONS}
+        cpu = {d: 100 * st[d].cpu_s / st[d].seconds if d in st else None for d in DAEMONS}
+        lv, ka = rss["lvscare"], rss["keepalived"]
+        title = f"steady state {secs:.0f} s, 3 healthy masters: RSS (MiB, mean)"
+        rows.append((title, _num(lv, "{:.1f}"), _num(ka, "{:.1f}"), ratio(lv, ka)))
+        lv, ka = cpu["lvscare"], cpu["keepalived"]
+        rows.append(
+            ("    CPU (% of one core)", _num(lv, "{:.2f}"), _num(ka, "{:.2f}"), ratio(lv, ka))
+        )
+    head = ("", "lvscare", "keepalived", "lvscare/keepalived")
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in [head, *rows]
+    )
+
+
+def _counts(results: list[RunResult]) -> str:
+    return f"{statistics.median(r.failed for r in results):g}"
+
+
+def every_run(report: Report) -> list[str]:
+    """Each run's numbers, for the medians above."""
+    lines = []
+    for scenario in (*FAULTS, "recover", "flush"):
+        for d in DAEMONS:
+            runs = report.runs(d, scenario)
+            if not runs:
+                continue
+            lat = " ".join(fmt_s(r.latency).removesuffix(" s") for r in runs)
+            failed = " ".join(str(r.failed) for r in runs)
+            late = " ".join(str(r.failed_after) for r in runs)
+            lines.append(
+                f"  {TITLES[scenario]:<21} {d:<10}  seconds {lat}; failed {failed}; after {late}"
+            )
+    return lines
+
+
+def _num(x: float | None, f: str) -> str:
+    return "-" if x is None else f.format(x)
+
+
+def targets(report: Report) -> list[str]:
+    """Issue 6's "done means", checked on this run's numbers."""
+    kill = report.runs("lvscare", "kill")
+    kill_ka = report.runs("keepalived", "kill")
+    lines = []
+
+    def check(ok: bool | None, text: str) -> None:
+        lines.append(f"{'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
+
+    med = median([r.latency for r in kill]) if kill else None
+    med_ka = median([r.latency for r in kill_ka]) if kill_ka else None
+    check(
+        None if not kill else med is not None and med <= 0.1,
+        f"killed master drained <= 100 ms median: {fmt_s(med)}",
+    )
+    check(
+        None if med is None or med_ka is None else med <= 0.1 * med_ka,
+        f"killed master <= 0.1 x keepalived: {ratio(med, med_ka)} x",
+    )
+    bh = report.runs("lvscare", "blackhole")
+    worst = max((r.latency or 1e9 for r in bh), default=None)
+    check(
+        None if not bh else worst is not None and worst <= 1.5,
+        f"blackholed master drained <= 1.5 s: slowest run {fmt_s(worst)}",
+    )
+    hang = report.runs("lvscare", "hang")
+    worst = max((r.latency or 1e9 for r in hang), default=None)
+    check(
+        None if not hang else worst is not None and worst <= 2.0,
+        f"hung master drained <= 2 s: slowest run {fmt_s(worst)}",
+    )
+    most = max((r.failed for r in kill), default=None)
+    check(
+        None if most is None else most <= 2,
+        f"<= 2 failed connects after a kill: most in one run {most}",
+    )
+    late = sum(r.failed_after for s in FAULTS for r in report.runs("lvscare", s))
+    check(
+        None if not kill else late == 0,
+        f"0 failed connects after the drain (every fault run): {late}",
+    )
+    return lines
+
+
+def print_report(out: Path) -> str:
+    report = Report(out)
+    text = "\n".join(
+        [
+            render(report, markdown=False),
+            "",
+            "Every run (seconds to drained / back / repaired; failed connects; of which after):",
+            *every_run(report),
+            "",
+            "Targets (issue 6):",
+            *("  " + t for t in targets(report)),
+            "",
+            report.poll_quality(),
+            report.client_quality(),
+            "",
+            "Where the time went (lvscare's JSON log; keepalived's console, stamped on arrival):",
+            *(f"  {report.timeline(m)}" for m in report.marks if m.scenario != "flush"),
+        ]
+    )
+    print(text)
+    (out / "report.txt").write_text(text + "\n")
+    (out / "table.md").write_text(render(report, markdown=True) + "\n")
+    return text
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def run(opts: argparse.Namespace) -> None:
+    from tests.lab.labnet import Lab
+
+    out: Path = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():
+        if old.is_file():
+            old.unlink()
+    n = 1 if opts.quick else opts.runs
+    settings = Settings(
+        runs={
+            "kill": 1 if opts.quick else opts.kill_runs,
+            **{s: n for s in FAULTS[1:]},
+            "flush": n,
+        },
+        steady=10.0 if opts.quick else opts.steady,
+        after=3.0,
+        settle=2.5,
+    )
+    py = [sys.executable, "-S"]  # both helpers are stdlib only: no site-packages to import
+    poller = Helper(
+        [*py, str(HERE / "ipvs_poll.py"), "--out", str(out / "table.jsonl")], out / "poller.log"
+    )
+    client = Helper(
+        [*py, str(HERE / "vip_client.py"), "--paused", "--out", str(out / "client.jsonl")],
+        out / "client.log",
+    )
+    lab = Lab(3).build()
+    bench = Bench(lab, out, settings, lab.master(opts.victim))
+    try:
+        poller.wait_ready("poller ready")
+        client.wait_ready("client ready")
+        log(
+            f"lab built; victim {opts.victim}; runs {settings.runs}; steady {settings.steady:.0f} s"
+        )
+        makers: dict[str, Callable[[], Daemon]] = {
+            "lvscare": lambda: Lvscare(lab, out),
+            "keepalived": lambda: Keepalived(lab, out),
+        }
+        for name in opts.daemons:
+            daemon = makers[name]()
+            try:
+                bench.run_daemon(daemon, client, poller)
+            finally:
+                daemon.stop()
+                bench.save()
+            lab.reset()
+    finally:
+        client.stop()
+        poller.stop()
+        bench.save()
+        lab.destroy()
+    print()
+    print_report(out)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="1 run per scenario, 10 s steady")
+    parser.add_argument("--kill-runs", type=int, default=5, help="killed-master runs (default 5)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the other scenarios")
+    parser.add_argument("--steady", type=float, default=60.0, help="steady-state seconds")
+    parser.add_argument(
+        "--daemons",
+        type=lambda s: s.split(","),
+        default=list(DAEMONS),
+        help="comma-separated, in order (default lvscare,keepalived)",
+    )
+    parser.add_argument("--victim", default="m2")
+    parser.add_argument("--out", type=Path, default=ROOT / ".lab" / "bench-failover")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="only print the tables from a finished run's files",
+    )
+    opts = parser.parse_args(argv)
+    if opts.report:
+        print_report(opts.report)
+        return
+    unknown = set(opts.daemons) - set(DAEMONS)
+    if unknown:
+        parser.error(f"unknown daemon(s): {', '.join(sorted(unknown))}")
+    run(opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Steady-state cost of `lvscare care`: resident memory and CPU, three masters, --interval 1.
+
+Two ways to run it, both print the same figures:
+
+    scripts/lab python bench/steady_state.py        # real kernel (IPVS over netlink), emulated CPU
+    .venv/bin/python bench/steady_state.py --host   # this machine's CPU, IPVS table in memory
+
+Both start three fake apiservers (tests/lab/fake_apiserver.py: HTTPS, keep-alive, a real TLS
+certificate) and the real daemon with every default (HTTPS probes, connection watches, the
+health endpoint), wait until the table holds the three masters, let it settle (--warmup), then
+sample /proc/PID every second for --seconds: CPU is utime + stime of the whole process (every
+thread) over wall time, RSS is VmRSS. /metrics is scraped every 10 s, as Prometheus would.
+
+The lab VM runs under software emulation (TCG): its CPU figures are many times those of
+hardware. `--host` measures on hardware, with the only difference that the IPVS table is a
+dict (the real netlink read per round is left out; modules, sysctls and routes are skipped).
+Each run also times a fixed pure-Python loop ("calibration"), so the emulation factor can be
+read off and divided out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VIP, PORT = "10.103.97.2", 6443
+HEALTH = "127.0.0.1:10271"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOST_MASTERS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+HOST_PORT = 16443
+FAKE_APISERVER = ROOT / "tests" / "lab" / "fake_apiserver.py"
+
+
+def calibrate() -> float:
+    """Seconds for a fixed pure-Python workload (best of 3)."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i % 7
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def measure(pid: int, warmup: float, seconds: float) -> dict[str, Any]:
+    time.sleep(warmup)
+    rss: list[int] = []
+    t0, c0 = time.monotonic(), cpu_seconds(pid)
+    scrapes = 0
+    while time.monotonic() - t0 < seconds:
+        rss.append(status_kib(pid, "VmRSS"))
+        if len(rss) % 10 == 1:
+            with urllib.request.urlopen(f"http://{HEALTH}/metrics", timeout=5) as r:
+                r.read()
+            scrapes += 1
+        time.sleep(1)
+    wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - c0
+    return {
+        "rss_mean": statistics.mean(rss) / 1024,
+        "rss_max": max(rss) / 1024,
+        "hwm": status_kib(pid, "VmHWM") / 1024,
+        "cpu": cpu,
+        "wall": wall,
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+        "scrapes": scrapes,
+    }
+
+
+def report(where: str, f: dict[str, Any], warmup: float, failed: int, changes: int) -> None:
+    print(f"lvscare care, 3 masters, --interval 1, {f['wall']:.0f} s after {warmup:.0f} s warm-up")
+    print(f"  where        {where}")
+    print(f"  RSS          mean {f['rss_mean']:.1f} MiB, max {f['rss_max']:.1f} MiB, "
+          f"peak (VmHWM) {f['hwm']:.1f} MiB")  # fmt: skip
+    print(f"  CPU          {f['cpu']:.2f} s over {f['wall']:.1f} s = "
+          f"{100 * f['cpu'] / f['wall']:.2f} % of one core")  # fmt: skip
+    print(f"  threads      {f['threads']}; /metrics scraped {f['scrapes']} times")
+    print(f"  sanity       {failed} failed probes, {changes} table changes in the whole run")
+    print(f"  calibration  {calibrate():.3f} s for the reference loop on this machine")
+
+
+def run_lab(warmup: float, seconds: float) -> None:
+    from tests.lab.labnet import Lab, ipvs_table
+    from tests.lab.labnet import wait_for as lab_wait_for
+
+    lab = Lab(3).build()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}",
+                    "--interval", "1", "--health-address", HEALTH, *lab.rs_args()]  # fmt: skip
+            daemon = lab.spawn(argv, Path(tmp) / "lvscare.log")
+            want = {(m.ip, PORT): 1 for m in lab.masters}
+
+            def table_ok() -> bool:
+                service = ipvs_table().get((VIP, PORT))
+                return service is not None and service["dests"] == want
+
+            if not lab_wait_for(table_ok, 120):
+                raise SystemExit(f"no table with the 3 masters:\n{daemon.tail()}")
+            figures = measure(daemon.pid, warmup, seconds)
+            assert daemon.running(), "lvscare exited during the run:\n" + daemon.tail()
+            failed, changes = len(daemon.find("probe failed")), len(daemon.find("ipvs change"))
+            daemon.stop()
+    finally:
+        lab.destroy()
+    report("lab VM: real IPVS over netlink, CPU emulated (TCG)", figures, warmup, failed, changes)
+
+
+def run_host(warmup: float, seconds: float) -> None:
+    import json
+
+    import trustme
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = trustme.CA()
+        servers: list[subprocess.Popen[bytes]] = []
+        daemon: subprocess.Popen[bytes] | None = None
+        log = Path(tmp) / "lvscare.log"
+        try:
+            for i, ip in enumerate(HOST_MASTERS):
+                cert = Path(tmp) / f"m{i}.pem"
+                ca.issue_cert(ip).private_key_and_cert_chain_pem.write_to_path(str(cert))
+                (Path(tmp) / f"m{i}.mode").write_text("ok\n")
+                servers.append(subprocess.Popen(
+                    [sys.executable, "-S", str(FAKE_APISERVER), "--name", f"m{i}",
+                     "--listen", ip, "--port", str(HOST_PORT), "--cert", str(cert),
+                     "--mode-file", str(Path(tmp) / f"m{i}.mode"),
+                     "--ready-file", str(Path(tmp) / f"m{i}.ready")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
+            ready = [Path(tmp) / f"m{i}.ready" for i in range(len(HOST_MASTERS))]
+            if not wait_for(lambda: all(r.exists() for r in ready), 30):
+                raise SystemExit("fake apiservers did not start")
+            argv = [sys.executable, __file__, "--host-daemon", "care", "--vs", f"{VIP}:{PORT}",
+                    "--interval", "1", "--health-address", HEALTH]  # fmt: skip
+            for ip in HOST_MASTERS:
+                argv += ["--rs", f"{ip}:{HOST_PORT}"]
+            with open(log, "wb") as err:
+                daemon = subprocess.Popen(argv, stderr=err, stdout=subprocess.DEVNULL)
+
+            def events() -> list[dict[str, Any]]:
+                out = []
+                for line in log.read_text().splitlines():
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        out.append({"event": "<text>", "text": line})
+                return out
+
+            def table_ok() -> bool:
+                adds = [e for e in events() if str(e.get("op", "")).startswith("add-dest")]
+                return len(adds) == len(HOST_MASTERS)
+
+            if not wait_for(table_ok, 60):
+                raise SystemExit(f"no table with the 3 masters:\n{log.read_text()[-3000:]}")
+            figures = measure(daemon.pid, warmup, seconds)
+            assert daemon.poll() is None, log.read_text()[-3000:]
+            evs = events()
+            failed = sum(1 for e in evs if e.get("event") == "probe failed")
+            changes = sum(1 for e in evs if e.get("event") == "ipvs change")
+        finally:
+            for p in [*servers, *([daemon] if daemon else [])]:
+                p.terminate()
+                p.wait(10)
+    report("host: this machine's CPU, IPVS table in memory", figures, warmup, failed, changes)
+
+
+def host_daemon(argv: list[str]) -> None:
+    """The real CLI and Daemon, with the kernel parts swapped for a table in memory."""
+    from collections.abc import Sequence
+
+    import lvscare.daemon
+    from lvscare.cli import cli
+    from lvscare.table import DestState, Op, Service, ServiceState
+
+    class TableInMemory:  # (not tests.daemon's: that one imports pytest, ~10 MiB more)
+        def __init__(self) -> None:
+            self.state: ServiceState | None = None
+
+        async def read(self, service: Service) -> ServiceState | None:
+            s = self.state
+            return None if s is None else ServiceState(s.scheduler, dict(s.dests))
+
+        async def apply(self, service: Service, ops: Sequence[Op]) -> None:
+            for op in ops:
+                if op.kind == "add-service":
+                    self.state = ServiceState(service.scheduler)
+                elif self.state is not None and op.dest is not None:
+                    if op.kind == "del-dest":
+                        del self.state.dests[op.dest]
+                    else:
+                        self.state.dests[op.dest] = DestState(op.weight)
+
+        async def close(self) -> None:
+            pass
+
+    class NoHostNetwork:
+        async def close(self) -> None:
+            pass
+
+    async def start(self: lvscare.daemon.Daemon) -> None:
+        await self.care.resolve_all(strict=True)
+
+    setattr(lvscare.daemon, "IPVSKernel", TableInMemory)  # noqa: B010
+    setattr(lvscare.daemon, "HostNetwork", NoHostNetwork)  # noqa: B010
+    setattr(lvscare.daemon.Daemon, "start", start)  # noqa: B010
+    cli.main(args=argv, prog_name="lvscare")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--host-daemon":
+        host_daemon(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--host", action="store_true", help="on this machine, table in memory")
+    parser.add_argument("--calibrate", action="store_true", help="only time the reference loop")
+    opts = parser.parse_args()
+    if opts.calibrate:
+        print(f"calibration  {calibrate():.3f} s for the reference loop on this machine")
+    elif opts.host:
+        run_host(opts.warmup, opts.seconds)
+    else:
+        run_lab(opts.warmup, opts.seconds)
+
+
+if __name__ == "__main__":
+    main()
