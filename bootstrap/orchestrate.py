@@ -24,7 +24,7 @@ from bootstrap import package, remote
 from bootstrap.cluster_file import Cluster, ClusterFile
 from bootstrap.errors import BadInput, StepFailed
 from bootstrap.progress import Reporter
-from bootstrap.ssh import Auth, Connection, KnownHosts, parse_target
+from bootstrap.ssh import Auth, Connection, KnownHosts, parse_target, redact
 
 T = TypeVar("T")
 
@@ -114,12 +114,13 @@ class Orchestrator:
         self.cfile.save(self.cluster)
 
     def write_log(self, run: HostRun, line: str) -> None:
-        """Per-host log of remote output (no password ever reaches a remote command)."""
+        """Per-host log of remote output (no password ever reaches a remote command, and
+        bootstrap tokens are masked)."""
         with self._log_lock:
             self.s.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.s.log_dir / (run.addr.replace(":", "_").replace("/", "_") + ".log")
             with open(path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+                f.write(redact(line) + "\n")
 
     def logger(self, run: HostRun) -> Callable[[str], None]:
         return lambda line: self.write_log(run, f"[{run.step}] {line}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shlex
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,13 @@ from bootstrap.errors import BadInput, StepFailed
 from bootstrap.inputs import parse_ip
 
 DEFAULT_PORT = 22
+# kubeadm bootstrap tokens ("abcdef.0123456789abcdef") grant a join: never in an error message.
+_BOOTSTRAP_TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+
+
+def redact(text: str) -> str:
+    """`text` with every kubeadm bootstrap token replaced, for messages shown or logged."""
+    return _BOOTSTRAP_TOKEN.sub("<token>", text)
 Progress = Callable[[int, int], None]
 
 
@@ -260,7 +268,7 @@ class Connection:
     ) -> str:
         result = self.run(script, on_line=on_line, as_root=as_root)
         if result.code != 0:
-            raise StepFailed(f"{what}: {result.last_line()}")
+            raise StepFailed(redact(f"{what}: {result.last_line()}"))
         return result.output
 
     def run_argv(self, argv: Sequence[str], what: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from bootstrap.errors import BadInput
 from bootstrap.progress import Reporter
-from bootstrap.ssh import Target, parse_target
+from bootstrap.ssh import Target, parse_target, redact
 
 
 class Clock:
@@ -91,3 +91,9 @@ def test_hosts_are_ip_or_ip_port(text: str, target: Target, known: str) -> None:
 def test_bad_hosts_name_the_value(text: str) -> None:
     with pytest.raises(BadInput, match="--node"):
         parse_target(text, "--node")
+
+
+def test_bootstrap_tokens_are_masked_in_messages_and_logs() -> None:
+    line = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca"
+    assert redact(line) == "kubeadm join 10.0.0.1:6443 --token <token> --discovery-token-ca"
+    assert redact("version v1.30.4, host 198.19.0.11") == "version v1.30.4, host 198.19.0.11"
