@@ -281,15 +281,15 @@ class Lvscare:
         return self.proc.pid
 
     def steady(self) -> bool:
-        """Every master "up" in /status: a full table alone may be fail-open (every probe
-        timed out at start under emulation), when a kill is not measured against a healthy
-        daemon."""
+        """Every master "up" and watched in /status: a full table alone may be fail-open
+        (every probe timed out at start under emulation), and a kill right after start
+        would find the watch connections still opening."""
         try:
             with urllib.request.urlopen(STATUS_URL, timeout=5) as resp:
                 doc = json.load(resp)
         except (OSError, ValueError):
             return False
-        return all(s["state"] == "up" for s in doc["real_servers"])
+        return all(s["state"] == "up" and s["watch_connected"] for s in doc["real_servers"])
 
 
 def keepalived_conf(masters: Sequence[str]) -> str:

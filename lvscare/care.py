@@ -320,6 +320,13 @@ class Care:
             self._watches[rs.name] = watch
             watch.start()
 
+    def watching(self, rs: RealServer) -> bool | None:
+        """Whether the idle watch connection to `rs` is open now; None without --watch."""
+        if not self.config.watch:
+            return None
+        watch = self._watches.get(rs.name)
+        return watch is not None and watch.connected.is_set()
+
     async def stop_watches(self) -> None:
         for watch in self._watches.values():
             await watch.stop()

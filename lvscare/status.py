@@ -130,6 +130,7 @@ class StatusBoard:
                     "address": None if rs.addr is None else str(rs.addr),
                     "state": state.value,
                     "kernel_weight": weight,
+                    "watch_connected": care.watching(rs),
                     "last_probe": probe,
                 }
             )

@@ -81,6 +81,7 @@ async def test_all_four_paths_answer_once_the_first_round_is_done(
         assert doc["ready"] is True
         first = doc["real_servers"][0]
         assert first["rs"] == rs(0) and first["state"] == "up" and first["kernel_weight"] == 1
+        assert first["watch_connected"] is None  # --no-watch
         assert first["last_probe"]["healthy"] is True and first["last_probe"]["status"] == 200
         assert first["last_probe"]["latency_ms"] == 1.0
         assert await d.get("/nothing-here") == (404, "404: Not Found")

@@ -62,6 +62,10 @@ def metric(name: str, **labels: str) -> float:
     raise AssertionError(f"no sample {name} {labels}")
 
 
+def watched() -> list[bool]:
+    return [s["watch_connected"] for s in json.loads(get("/status"))["real_servers"]]
+
+
 def rounds() -> int:
     return int(json.loads(get("/status"))["rounds"])
 
@@ -103,6 +107,7 @@ def test_a_crash_is_drained_by_the_watch_before_any_round_and_idle_closes_drain_
     assert dests() == all_up(lab)
     assert d.find("real server state changed") == []
     assert rounds() == 1
+    assert wait_for(lambda: all(watched()), 30)
 
     victim = lab.masters[1]
     t0 = time.monotonic()
