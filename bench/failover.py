@@ -586,6 +586,8 @@ class Attempt:
     t0: float
     t1: float
     out: str  # ok | refused | reset | timeout | errno name
+    stage: str = "connect"
+    ipvs: str | None = None  # failed ones: "DEST:PORT STATE" of their IPVS entry, if any
 
     @property
     def failed(self) -> bool:
@@ -597,7 +599,9 @@ def load_attempts(path: Path) -> list[Attempt]:
     for line in path.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            attempts.append(Attempt(r["t0"], r["t1"], r["out"]))
+            attempts.append(
+                Attempt(r["t0"], r["t1"], r["out"], r.get("stage", "connect"), r.get("ipvs"))
+            )
     attempts.sort(key=lambda a: a.t0)
     return attempts
 
@@ -657,6 +661,26 @@ class Report:
                 c = count(self.attempts, m.fault, end, m.drained or end)
             results.append(RunResult(latency, *c))
         return results
+
+    def late_failures(self) -> list[str]:
+        """Each failure counted "after": its time, kind and the IPVS entry it had, so a
+        stale entry to the victim tells itself apart from a slow healthy master."""
+        lines = []
+        for m in self.marks:
+            spans = [(m.drained, m.window_end)]
+            if m.back is not None and m.back_window_end is not None:
+                spans.append((m.back, m.back_window_end))
+            for start, end in spans:
+                if start is None:
+                    continue
+                for a in self.attempts:
+                    if start <= a.t0 < end and a.failed:
+                        lines.append(
+                            f"  {m.daemon} {m.scenario} #{m.run}: +{a.t0 - start:.3f} s, "
+                            f"{a.out} at {a.stage}, IPVS entry {a.ipvs or 'none'} "
+                            f"(victim {self.victim_key})"
+                        )
+        return lines
 
     def lvscare_timeline(self, m: Mark) -> str:
         """fault -> first failed probe -> state change -> netlink call, from lvscare's log."""
@@ -900,6 +924,9 @@ def print_report(out: Path) -> str:
             "",
             "Where the time went (lvscare's JSON log; keepalived's console, stamped on arrival):",
             *(f"  {report.timeline(m)}" for m in report.marks if m.scenario != "flush"),
+            "",
+            "Failed connects after a drain, return or repair, and where IPVS had sent them:",
+            *(report.late_failures() or ["  none"]),
         ]
     )
     print(text)

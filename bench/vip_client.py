@@ -24,6 +24,7 @@ schedule instead of a burst.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import selectors
@@ -55,6 +56,21 @@ class Attempt:
     t0: float
     deadline: float
     stage: str = "connect"
+    port: int = 0  # our source port: finds the connection in the kernel's IPVS table
+
+
+def ipvs_entry(port: int) -> str | None:
+    """'DEST:PORT STATE' of the IPVS connection from our source `port`, None if none."""
+    try:
+        with open("/proc/net/ip_vs_conn", encoding="ascii") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 8 and cols[0] == "TCP" and cols[2] == f"{port:04X}":
+                    dest = socket.inet_ntoa(bytes.fromhex(cols[5]))
+                    return f"{dest}:{int(cols[6], 16)} {cols[7]}"
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class Client:
@@ -73,8 +89,11 @@ class Client:
         if a.sock.fileno() in self.running:
             self.sel.unregister(a.sock)
             del self.running[a.sock.fileno()]
+        record: dict[str, object] = {"t0": a.t0, "t1": time.time(), "out": out, "stage": a.stage}
+        if out != "ok":  # where IPVS sent it, while the entry is still there
+            record["port"] = a.port
+            record["ipvs"] = ipvs_entry(a.port)
         a.sock.close()
-        record = {"t0": a.t0, "t1": time.time(), "out": out, "stage": a.stage}
         self.out.write(json.dumps(record) + "\n")
 
     def start(self) -> None:
@@ -83,6 +102,8 @@ class Client:
         sock.setblocking(False)
         a = Attempt(sock, now, now + self.timeout)
         code = sock.connect_ex(self.addr)
+        with contextlib.suppress(OSError):
+            a.port = sock.getsockname()[1]
         if code not in (0, errno.EINPROGRESS):
             self.finish(a, reason(code))
             return
