@@ -263,6 +263,8 @@ class Care:
                 )
             else:
                 log.warning("a real server is healthy again: fail-open ended", vs=str(self.service))
+                for rs in self.servers:
+                    self._transition(rs, rs.tracker.drain_again(), "fail-open ended")
         try:
             actual = await self.proxier.read(self.service)
             ops = plan(self.service, actual, self.desired())

@@ -49,6 +49,16 @@ class HealthTracker:
                 self.state = State.DOWN
         return before if self.state is not before else None
 
+    def drain_again(self) -> State | None:
+        """A removed server that failing open put back at its weight drains once more
+        before it goes (connections may have landed on it meanwhile); the previous state
+        if it changed."""
+        if self.state is not State.DOWN:
+            return None
+        self.state = State.DRAINING
+        self.drained = False
+        return State.DOWN
+
     def force_drain(self) -> State | None:
         """A confirmed crash (lost connection, then a failed probe) drains without waiting
         for `fall` results; return the previous state if it changed."""

@@ -181,5 +181,5 @@ class HealthServer:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def status(self, request: web.Request) -> web.Response:
-        body = json.dumps(self.board.snapshot.body, indent=2) + "\n"
+        body = json.dumps(self.board.document(), indent=2) + "\n"
         return web.Response(text=body, content_type="application/json")

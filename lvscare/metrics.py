@@ -44,6 +44,7 @@ TRANSITIONS = (
     (State.DRAINING, State.DOWN),
     (State.DRAINING, State.UP),
     (State.DOWN, State.UP),
+    (State.DOWN, State.DRAINING),  # failing open ended: the drain it skipped
 )
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 RECONCILE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)

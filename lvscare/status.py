@@ -92,6 +92,17 @@ class StatusBoard:
             return f"last reconcile finished {age:.1f}s ago (limit {self.stale_after:g}s)"
         return None
 
+    def document(self) -> dict[str, Any]:
+        """The /status body: the last snapshot, with every watch connection's state as of
+        now (it changes between rounds, and with a long --interval rounds are rare). Runs
+        on the endpoint's thread: it only reads."""
+        body = dict(self.snapshot.body)
+        body["real_servers"] = [
+            {**entry, "watch_connected": self.care.watching(rs)}
+            for entry, rs in zip(body["real_servers"], self.care.servers, strict=True)
+        ]
+        return body
+
     def readiness(self) -> tuple[bool, str]:
         snap = self.snapshot
         if not snap.ready:

@@ -171,6 +171,26 @@ async def test_every_master_down_keeps_them_all_in_the_table_by_default() -> Non
     assert weights(table) == {M[2]: 1}
 
 
+async def test_a_removed_master_put_back_by_fail_open_drains_again_when_it_ends() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.down.add(M[0])
+    await care.run_round()
+    await care.run_round()
+    assert weights(table) == {M[1]: 1, M[2]: 1}  # M0 drained, then removed
+    prober.down.update(M)
+    await care.run_round()
+    assert care.fail_open()
+    assert weights(table) == dict.fromkeys(M, 1)  # fail open: M0 back at its weight
+    prober.down = {M[0], M[1]}
+    await care.run_round()
+    assert weights(table) == {M[0]: 0, M[1]: 0, M[2]: 1}  # weight 0 first, M0 included
+    assert care.servers[0].tracker.state is State.DRAINING
+    await care.run_round()
+    assert weights(table) == {M[2]: 1}
+
+
 async def test_all_down_drain_empties_the_table() -> None:
     care, table, prober = make(all_down="drain")
     await care.resolve_all(strict=True)
