@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import shutil
-import subprocess
+import threading
 from pathlib import Path
 
 from tests.ssh.conftest import Client, bootstrap
-from tests.ssh.hostlab import FAIL_FILE, Lab
+from tests.ssh.hostlab import FAIL_FILE, Host, Lab
 
 
 def hosts_args(masters: list[str], nodes: list[str]) -> list[str]:
@@ -110,28 +112,24 @@ def test_url_downloaded_by_each_host_and_checked(lab: tuple[Lab, Client], tmp_pa
     served = tmp_path / "www"
     served.mkdir()
     shutil.copy(client.package, served / "kube 'v1'.tar.gz")
-    ns, ip = lab_.netns(len(lab_.namespaces) + 1)
-    subprocess.Popen(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            ip,
-            "--directory",
-            str(served),
-            "8080",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # killed with the lab's namespaces
-    lab_.wait_port(ip, 8080)
-    url = f"http://{ip}:8080/kube%20'v1'.tar.gz"
+    # Served from this process on the bridge's own address, which every host routes to.
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer((lab_.gateway, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://{lab_.gateway}:{server.server_address[1]}/kube%20'v1'.tar.gz"
+        check_url_download(client, m0, n1, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def check_url_download(client: Client, m0: Host, n1: Host, url: str) -> None:
     digest = hashlib.sha256(client.package.read_bytes()).hexdigest()
     base = [
         "init",
