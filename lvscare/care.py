@@ -27,7 +27,7 @@ from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import Proxier
 from lvscare.observe import Observer
 from lvscare.prober import Prober, ProbeResult, tcp_check
-from lvscare.table import DRAIN, Dest, DestState, Op, Service, ServiceState, plan
+from lvscare.table import DRAIN, Dest, Op, Service, ServiceState, plan
 from lvscare.watch import ConnectionWatch
 
 log = structlog.get_logger("lvscare.care")
@@ -280,7 +280,9 @@ class Care:
         self.kernel_view = actual
         self.last_reconcile_at = self.clock()
         for rs in self.servers:
-            if rs.tracker.state is State.DRAINING and _holds_no_weight(actual, rs.dest):
+            # Failing open keeps a DRAINING server at its weight: that is not the drain it
+            # will still get.
+            if rs.tracker.state is State.DRAINING and not self.kernel_weight(rs):
                 rs.tracker.drained = True
         for obs in self.observers:
             obs.reconciled(ops, None, self.last_reconcile_at - start)
@@ -322,6 +324,12 @@ class Care:
             self._watches[rs.name] = watch
             watch.start()
 
+    def kernel_weight(self, rs: RealServer) -> int | None:
+        """`rs`'s weight in the table as last read back; None when it is not there."""
+        view = self.kernel_view
+        have = None if view is None or rs.dest is None else view.dests.get(rs.dest)
+        return None if have is None else have.weight
+
     def watching(self, rs: RealServer) -> bool | None:
         """Whether the idle watch connection to `rs` is open now; None without --watch."""
         if not self.config.watch:
@@ -360,9 +368,10 @@ class Care:
         """Weight 0 straight to the kernel, before the reconcile reads the table back: the
         read costs more than the change, and until the change every new connection may land
         on a dead server. The reconcile that follows checks the result."""
-        dest, view = rs.dest, self.kernel_view
-        if dest is None or view is None or view.dests.get(dest, DestState(0)).weight == 0:
+        if not self.kernel_weight(rs):
             return
+        dest, view = rs.dest, self.kernel_view
+        assert dest is not None and view is not None  # it has a weight in the table
         others = (o for o in self.servers if o is not rs and o.addr is not None)
         others_up = any(o.tracker.state is State.UP for o in others)
         if not others_up and self.config.all_down == "keep":
@@ -418,12 +427,3 @@ class Care:
         if masquerade.remove_masquerade():
             removed.append(f"nft table inet {masquerade.TABLE}")
         return removed
-
-
-def _holds_no_weight(view: ServiceState | None, dest: Dest | None) -> bool:
-    """The kernel sends this server no new connections. Failing open keeps a DRAINING server
-    at its weight, and that must not count as the drain it will still get."""
-    if view is None or dest is None:
-        return True
-    have = view.dests.get(dest)
-    return have is None or have.weight == 0

@@ -201,5 +201,4 @@ class Metrics:
         self.vs_present.set(0 if view is None else 1)
         self.last_success.set_to_current_time()
         for rs in care.servers:
-            have = None if view is None or rs.dest is None else view.dests.get(rs.dest)
-            self.rs_weight.labels(rs.name).set(0 if have is None else have.weight)
+            self.rs_weight.labels(rs.name).set(care.kernel_weight(rs) or 0)

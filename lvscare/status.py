@@ -121,8 +121,7 @@ class StatusBoard:
         serving: list[str] = []
         not_serving: list[str] = []
         for rs in care.servers:
-            have = None if view is None or rs.dest is None else view.dests.get(rs.dest)
-            weight = None if have is None else have.weight
+            weight = care.kernel_weight(rs)
             last = rs.last
             probe: dict[str, Any] | None = None
             if last is not None:
@@ -141,7 +140,6 @@ class StatusBoard:
                     "address": None if rs.addr is None else str(rs.addr),
                     "state": state.value,
                     "kernel_weight": weight,
-                    "watch_connected": care.watching(rs),
                     "last_probe": probe,
                 }
             )
