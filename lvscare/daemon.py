@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import signal
 
 import structlog
@@ -99,6 +100,7 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         await self.telemetry.start()  # the HTTP endpoint (a busy port is logged and retried)
+        freeze_startup_objects()
         log.info(
             "lvscare started",
             version=__version__,
@@ -118,6 +120,18 @@ class Daemon:
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
         log.info("lvscare stopped; IPVS table left in place")
+
+
+def freeze_startup_objects() -> None:
+    """Take what start-up built (modules, config, sessions) out of the collector's reach.
+
+    It lives as long as the process, yet every full collection walked all of it: a pause of
+    35 ms on this machine's CPU (many times that under emulation), about once a minute, in
+    which a crashed master is not noticed. After the freeze a full collection walks only what
+    the rounds themselves allocate (0.25 ms).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class _NoIPVS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import threading
@@ -85,6 +86,16 @@ async def test_all_four_paths_answer_once_the_first_round_is_done(
         assert first["last_probe"]["healthy"] is True and first["last_probe"]["status"] == 200
         assert first["last_probe"]["latency_ms"] == 1.0
         assert await d.get("/nothing-here") == (404, "404: Not Found")
+
+
+async def test_serving_takes_start_up_objects_out_of_the_collectors_reach(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full collection then walks only what the rounds allocate, not every module."""
+    gc.unfreeze()
+    async with running(monkeypatch) as d:
+        assert await wait_until(lambda: d.daemon.care.rounds > 0)
+        assert gc.get_freeze_count() > 10_000
 
 
 async def test_readyz_is_500_with_a_reason_when_every_master_is_down_then_200_again(
