@@ -22,6 +22,7 @@ from lvscare.errors import KernelUnavailable
 from lvscare.kernel.hostnet import HostNetwork
 from lvscare.kernel.ipvs import IPVSKernel
 from lvscare.kernel.masquerade import MasqueradeError
+from lvscare.probe_thread import ThreadedProber
 from lvscare.prober import HTTPProber
 from lvscare.telemetry import Telemetry
 
@@ -33,7 +34,8 @@ class Daemon:
         self.config = config
         self.kernel = IPVSKernel()
         self.hostnet = HostNetwork()
-        self.prober = HTTPProber(config.health)
+        # probes (TLS handshakes) on a loop of their own: see probe_thread
+        self.prober = ThreadedProber(HTTPProber(config.health))
         self.care = Care(config, self.kernel, self.prober, self.hostnet)
         # /healthz, /readyz, /metrics, /status and systemd's READY=1, as observers of care
         self.telemetry = Telemetry(self.care, health_address)

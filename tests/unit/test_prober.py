@@ -14,6 +14,7 @@ import trustme
 from aiohttp import web
 
 from lvscare.config import HealthCheck
+from lvscare.probe_thread import ThreadedProber
 from lvscare.prober import HTTPProber
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
@@ -147,3 +148,19 @@ async def test_request_method_headers_and_body_are_sent(
     assert (await prober.probe(LOOPBACK, port)).healthy
     await prober.close()
     assert seen == {"method": "POST", "path": "/livez", "auth": "t0k", "body": "{}"}
+
+
+async def test_real_https_probes_give_the_same_results_through_the_thread(
+    serve: Callable[[Handler], Awaitable[int]],
+) -> None:
+    async def sick(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="[-]etcd failed")
+
+    healthy, failing = await serve(ok), await serve(sick)
+    prober = ThreadedProber(HTTPProber(HealthCheck(timeout=2)))
+    good, bad = await asyncio.gather(
+        prober.probe(LOOPBACK, healthy, None), prober.probe(LOOPBACK, failing, None)
+    )
+    await prober.close()
+    assert good.healthy and good.status == 200
+    assert not bad.healthy and bad.reason == "status" and bad.detail == "HTTP 500: [-]etcd failed"
