@@ -4,9 +4,9 @@ asyncio computes a TLS handshake synchronously inside the loop that owns the con
 while OpenSSL does its key exchange, that loop runs nothing else. On the daemon's loop this
 put every round's handshakes between a crashed master's closed watch connection and its
 drain (sampled in the emulated lab: busy stretches of hundreds of milliseconds, mostly
-`do_handshake`). On
-a loop of their own they only take CPU: OpenSSL releases the GIL, so the daemon's loop
-reacts meanwhile, and Python code between them gives way every switch interval (5 ms).
+`do_handshake`). On a loop of their own they only take CPU: OpenSSL releases the GIL, so the
+daemon's loop reacts meanwhile, and Python code between them gives way every switch interval
+(5 ms).
 
 The inner prober (its aiohttp session, its connections) lives entirely on the probe loop.
 """

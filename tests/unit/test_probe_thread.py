@@ -76,9 +76,7 @@ async def test_cancelling_the_caller_cancels_the_probe_on_its_loop() -> None:
     assert inner.cancelled.is_set()
 
 
-async def test_close_cancels_what_is_in_flight_closes_the_inner_prober_and_ends_the_thread() -> (
-    None
-):
+async def test_close_ends_probes_in_flight_then_the_inner_prober_then_the_thread() -> None:
     inner = ForeverProber(hold=0)
     prober = ThreadedProber(inner)
     in_flight = asyncio.create_task(prober.probe(LOOPBACK, 6443, None))
