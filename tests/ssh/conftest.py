@@ -78,6 +78,24 @@ def lab(tmp_path: Path) -> Iterator[tuple[Lab, Client]]:
         yield pair
 
 
+def init_args(
+    client: Client, masters: list[str], nodes: list[str], *, pkg: str | None = None
+) -> list[str]:
+    """`bootstrap init` of these hosts with the client's key, the test package (or `pkg`)
+    and Kubernetes v1.30.4; further flags go after it."""
+    return [
+        "init",
+        *[a for m in masters for a in ("--master", m)],
+        *[a for n in nodes for a in ("--node", n)],
+        "--pk",
+        str(client.key),
+        "--pkg-url",
+        pkg or str(client.package),
+        "--version",
+        "v1.30.4",
+    ]
+
+
 def bootstrap(*args: str, env: dict[str, str] | None = None) -> Result:
     """The CLI in this process, as a user would run it (output captured, not a TTY)."""
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ssh.conftest import Client, bootstrap, lab_and_client
+from tests.ssh.conftest import Client, bootstrap, init_args, lab_and_client
 from tests.ssh.hostlab import Host, Lab
 from tests.ssh.pkgbuild import CA_HASH, TOKEN2
 
@@ -40,8 +40,10 @@ class Cluster:
     def all(self) -> list[Host]:
         return [*self.masters, *self.nodes, *self.extra]
 
-    def ssh(self) -> list[str]:
-        return ["--pk", str(self.client.key)]
+    def init_args(self) -> list[str]:
+        """`bootstrap init` of the three masters and three nodes."""
+        masters, nodes = [m.addr for m in self.masters], [n.addr for n in self.nodes]
+        return init_args(self.client, masters, nodes)
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +70,7 @@ def cluster_file(client: Client) -> dict[str, Any]:
 def test_init_installs_three_masters_then_three_nodes_in_order(cluster: Cluster) -> None:
     m0, m1, m2 = cluster.masters
     ips = [m.ip for m in cluster.masters]
-    out = bootstrap(
-        "init",
-        *[a for m in cluster.masters for a in ("--master", m.addr)],
-        *[a for n in cluster.nodes for a in ("--node", n.addr)],
-        *cluster.ssh(),
-        "--pkg-url",
-        str(cluster.client.package),
-        "--version",
-        "v1.30.4",
-        "--vip",
-        "10.103.97.2",
-    )
+    out = bootstrap(*cluster.init_args(), "--vip", "10.103.97.2")
     assert out.exit_code == 0, out.output
     # master0: kubeadm init with the config bootstrap rendered, /etc/hosts at itself.
     (init,) = kubeadm_calls(m0)
@@ -157,16 +148,7 @@ def test_init_installs_three_masters_then_three_nodes_in_order(cluster: Cluster)
 
 def test_init_again_skips_what_is_done(cluster: Cluster) -> None:
     before = {h.name: len(h.calls()) for h in cluster.masters + cluster.nodes}
-    out = bootstrap(
-        "init",
-        *[a for m in cluster.masters for a in ("--master", m.addr)],
-        *[a for n in cluster.nodes for a in ("--node", n.addr)],
-        *cluster.ssh(),
-        "--pkg-url",
-        str(cluster.client.package),
-        "--version",
-        "v1.30.4",
-    )
+    out = bootstrap(*cluster.init_args())
     assert out.exit_code == 0, out.output
     assert out.output.count("already there, same sha256: not sent") == 6
     for h in cluster.masters + cluster.nodes:

@@ -9,15 +9,8 @@ import shutil
 import threading
 from pathlib import Path
 
-from tests.ssh.conftest import Client, bootstrap
+from tests.ssh.conftest import Client, bootstrap, init_args
 from tests.ssh.hostlab import FAIL_FILE, Host, Lab
-
-
-def hosts_args(masters: list[str], nodes: list[str]) -> list[str]:
-    return [
-        *[a for m in masters for a in ("--master", m)],
-        *[a for n in nodes for a in ("--node", n)],
-    ]
 
 
 def test_node_failing_half_way_stops_no_other_and_a_rerun_continues(
@@ -28,18 +21,7 @@ def test_node_failing_half_way_stops_no_other_and_a_rerun_continues(
     n1, n2, n3 = (lab_.host(f"n{i}") for i in (1, 2, 3))
     client.trust(m0, n1, n2, n3)
     n2.write(FAIL_FILE, "join\n")
-    args = [
-        "init",
-        *hosts_args([m0.addr], [n1.addr, n2.addr, n3.addr]),
-        "--pk",
-        str(client.key),
-        "--pkg-url",
-        str(client.package),
-        "--version",
-        "v1.30.4",
-        "--parallel",
-        "2",
-    ]
+    args = [*init_args(client, [m0.addr], [n1.addr, n2.addr, n3.addr]), "--parallel", "2"]
     out = bootstrap(*args)
     assert out.exit_code == 1
     table = out.output[out.output.index("HOST ") :]
@@ -66,16 +48,7 @@ def test_failed_master0_stops_the_rest(lab: tuple[Lab, Client]) -> None:
     m0, m1, n1 = lab_.host("m0"), lab_.host("m1"), lab_.host("n1")
     client.trust(m0, m1, n1)
     m0.write(FAIL_FILE, "init\n")
-    out = bootstrap(
-        "init",
-        *hosts_args([m0.addr, m1.addr], [n1.addr]),
-        "--pk",
-        str(client.key),
-        "--pkg-url",
-        str(client.package),
-        "--version",
-        "v1.30.4",
-    )
+    out = bootstrap(*init_args(client, [m0.addr, m1.addr], [n1.addr]))
     assert out.exit_code == 1
     assert f"master0 {m0.addr} failed" in out.output
     for h in (m1, n1):
@@ -87,18 +60,7 @@ def test_unreachable_host_fails_alone(lab: tuple[Lab, Client]) -> None:
     m0, n1 = lab_.host("m0"), lab_.host("n1")
     nobody = lab_.empty_host()  # an address, nothing listening
     client.trust(m0, n1)
-    out = bootstrap(
-        "init",
-        *hosts_args([m0.addr], [n1.addr, nobody]),
-        "--pk",
-        str(client.key),
-        "--pkg-url",
-        str(client.package),
-        "--version",
-        "v1.30.4",
-        "--ssh-timeout",
-        "3",
-    )
+    out = bootstrap(*init_args(client, [m0.addr], [n1.addr, nobody]), "--ssh-timeout", "3")
     assert out.exit_code == 1
     row = next(line for line in out.output.splitlines() if line.startswith(nobody + " "))
     assert "connect" in row and "cannot connect" in row
@@ -131,19 +93,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def check_url_download(client: Client, m0: Host, n1: Host, url: str) -> None:
     digest = hashlib.sha256(client.package.read_bytes()).hexdigest()
-    base = [
-        "init",
-        "--master",
-        m0.addr,
-        "--node",
-        n1.addr,
-        "--pk",
-        str(client.key),
-        "--pkg-url",
-        url,
-        "--version",
-        "v1.30.4",
-    ]
+    base = init_args(client, [m0.addr], [n1.addr], pkg=url)
     out = bootstrap(*base, "--pkg-sha256", "0" * 64)
     assert out.exit_code == 1
     assert f"sha256 mismatch: expected {'0' * 64}, the host has {digest}" in out.output
