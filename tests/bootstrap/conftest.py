@@ -49,28 +49,38 @@ kubeadm join apiserver.cluster.local:6443 --token {TOKEN} \\
 \t--discovery-token-ca-cert-hash {CA_HASH}
 """
 
-STAND_IN = """\
+# What `kubeadm token create --print-join-command` prints (a second token, as after 24 hours).
+TOKEN2 = "zyxwvu.9876543210zyxwvu"
+
+_KUBEADM = """\
 #!{python}
-import json, os, sys
+import json, os, sys, time
+env = os.environ.get
 args = sys.argv[1:]
-kdir = os.environ["BOOTSTRAP_KUBERNETES_DIR"]
-entry = {{"argv": ["kubeadm", *args]}}
+kdir = env("BOOTSTRAP_KUBERNETES_DIR", "/etc/kubernetes")
+entry = {{"argv": ["kubeadm", *args], "ns": time.time_ns()}}
 if "--config" in args:
     with open(args[args.index("--config") + 1]) as f:
         entry["config"] = f.read()
-with open(os.environ["BOOTSTRAP_HOSTS_FILE"], "rb") as f:
+with open(env("BOOTSTRAP_HOSTS_FILE", "/etc/hosts"), "rb") as f:
     entry["hosts"] = f.read().decode()
-with open(os.environ["KUBEADM_LOG"], "a") as f:
+with open(env("KUBEADM_LOG", {log!r}), "a") as f:
     f.write(json.dumps(entry) + "\\n")
-if os.environ.get("KUBEADM_FAIL") == (args[0] if args else ""):
-    print("error execution phase preflight: some fatal errors occurred", file=sys.stderr)
+fail = [env("KUBEADM_FAIL", "")]
+if {fail_file!r} and os.path.exists({fail_file!r}):
+    fail += open({fail_file!r}).read().split()
+if args[:1] and args[0] in fail:
+    print("error execution phase preflight: [stand-in] told to fail", file=sys.stderr)
     sys.exit(1)
 manifests = os.path.join(kdir, "manifests")
 if args[:1] == ["version"]:
-    print(os.environ.get("KUBEADM_VERSION", "v1.30.4"))
+    print(env("KUBEADM_VERSION", "v1.30.4"))
 elif args[:1] == ["init"]:
-    with open(os.environ["KUBEADM_INIT_OUTPUT"]) as f:
-        sys.stdout.write(f.read())
+    if env("KUBEADM_INIT_OUTPUT"):
+        with open(env("KUBEADM_INIT_OUTPUT")) as f:
+            sys.stdout.write(f.read())
+    else:
+        sys.stdout.write({init_output!r})
 elif args[:1] == ["join"]:
     if os.path.isdir(manifests) and os.listdir(manifests):
         print("[ERROR DirAvailable--etc-kubernetes-manifests]: not empty", file=sys.stderr)
@@ -79,12 +89,32 @@ elif args[:1] == ["join"]:
     with open(os.path.join(kdir, "kubelet.conf"), "w") as f:
         f.write("written by kubeadm join\\n")
     print("This node has joined the cluster:")
+elif args[:2] == ["token", "create"]:
+    print("kubeadm join apiserver.cluster.local:6443 --token {token2} "
+          "--discovery-token-ca-cert-hash {ca_hash} ")
 elif args[:1] == ["reset"]:
     kubelet_conf = os.path.join(kdir, "kubelet.conf")
     if os.path.exists(kubelet_conf) and "kubeadm join" in open(kubelet_conf).read():
         os.remove(kubelet_conf)
     print("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
 """
+
+
+def kubeadm_stand_in(*, log: str = "", fail_file: str = "") -> str:
+    """The recording `kubeadm` of the host suite (on PATH) and of the SSH suite (in the
+    package). Each call's argv, --config file and hosts file go as one JSON line to
+    $KUBEADM_LOG or `log`; it fails the subcommand named in $KUBEADM_FAIL or listed in
+    `fail_file`; paths follow $BOOTSTRAP_KUBERNETES_DIR and $BOOTSTRAP_HOSTS_FILE as
+    bootstrap's do, else the real ones."""
+    return _KUBEADM.format(
+        python=sys.executable,
+        log=log,
+        fail_file=fail_file,
+        init_output=INIT_OUTPUT,
+        token2=TOKEN2,
+        ca_hash=CA_HASH,
+    )
+
 
 ODD_HOSTS = (
     b"# /etc/hosts: written by hand\n"
@@ -154,7 +184,7 @@ def kubeadm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubeadm:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "kubeadm"
-    script.write_text(STAND_IN.format(python=sys.executable))
+    script.write_text(kubeadm_stand_in())
     script.chmod(0o755)
     output = tmp_path / "init-output.txt"
     output.write_text(INIT_OUTPUT)

@@ -1,10 +1,10 @@
 """An offline package in the seed documents' layout, with recording stand-ins in bin/.
 
-kube/bin/kubeadm and kube/bin/kubectl record their argv (and the --config file, and the
-host's /etc/hosts) to the host's CALLS_LOG; kube/bin/bootstrap is lvscare-py's real
-single-host command from this checkout, with only the IPVS calls recorded instead of made
-(this kernel has no IPVS; the kernel lab proves those). shell/init.sh installs bin/ into
-/usr/local/bin, as the seed packages do.
+kube/bin/kubeadm (the host suite's stand-in, failing what FAIL_FILE lists) and kube/bin/kubectl
+record their argv (and the --config file, and the host's /etc/hosts) to the host's CALLS_LOG;
+kube/bin/bootstrap is lvscare-py's real single-host command from this checkout, with only the
+IPVS calls recorded instead of made (this kernel has no IPVS; the kernel lab proves those).
+shell/init.sh installs bin/ into /usr/local/bin, as the seed packages do.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import sys
 import tarfile
 from pathlib import Path
 
-from tests.bootstrap.conftest import INIT_OUTPUT
+from tests.bootstrap.conftest import CA_HASH, TOKEN2, kubeadm_stand_in
 from tests.ssh.hostlab import CALLS_LOG, FAIL_FILE
 
-TOKEN2 = "zyxwvu.9876543210zyxwvu"
-CA_HASH = "sha256:" + "0123456789abcdef" * 4
+__all__ = ["CA_HASH", "TOKEN2", "build"]
 
 RECORD = f"""\
 import json, os, sys, time
@@ -28,47 +27,7 @@ def record(argv, **extra):
         f.write(json.dumps(entry) + "\\n")
 """
 
-KUBEADM = f"""\
-#!{sys.executable}
-{RECORD}
-args = sys.argv[1:]
-extra = {{}}
-if "--config" in args:
-    with open(args[args.index("--config") + 1]) as f:
-        extra["config"] = f.read()
-with open("/etc/hosts") as f:
-    extra["hosts"] = f.read()
-record(["kubeadm", *args], **extra)
-try:
-    fail = open({FAIL_FILE!r}).read().split()
-except FileNotFoundError:
-    fail = []
-if args[:1] and args[0] in fail:
-    print("error execution phase preflight: [stand-in] told to fail", file=sys.stderr)
-    sys.exit(1)
-kdir = "/etc/kubernetes"
-if args[:1] == ["version"]:
-    print("v1.30.4")
-elif args[:1] == ["init"]:
-    sys.stdout.write({INIT_OUTPUT!r})
-elif args[:1] == ["join"]:
-    manifests = os.path.join(kdir, "manifests")
-    if os.path.isdir(manifests) and os.listdir(manifests):
-        print("[ERROR DirAvailable--etc-kubernetes-manifests]: not empty", file=sys.stderr)
-        sys.exit(1)
-    os.makedirs(kdir, exist_ok=True)
-    with open(os.path.join(kdir, "kubelet.conf"), "w") as f:
-        f.write("written by kubeadm join\\n")
-    print("This node has joined the cluster")
-elif args[:2] == ["token", "create"]:
-    print("kubeadm join apiserver.cluster.local:6443 --token {TOKEN2} "
-          "--discovery-token-ca-cert-hash {CA_HASH} ")
-elif args[:1] == ["reset"]:
-    for name in ("kubelet.conf",):
-        p = os.path.join(kdir, name)
-        if os.path.exists(p):
-            os.remove(p)
-"""
+KUBEADM = kubeadm_stand_in(log=CALLS_LOG, fail_file=FAIL_FILE)
 
 KUBECTL = f"""\
 #!{sys.executable}
