@@ -1,7 +1,7 @@
 # lvscare image: slim Python, runtime dependencies only, no build tools left in.
 #   docker build -t lvscare-py:0.1.0 .
 # The install steps are those of the README's "Install" section, word for word
-# (tests/daemon/test_dockerfile.py checks that they agree).
+# (tests/lvscare/test_dockerfile.py checks that they agree).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

@@ -2,10 +2,10 @@
 
 Runs inside the lab VM, everything in one boot:
 
-    scripts/lab python bench/failover.py            # full run (~15 min emulated)
-    scripts/lab python bench/failover.py --quick    # 1 run per scenario, 10 s steady state
+    scripts/lab python -m bench.failover            # full run (~15 min emulated)
+    scripts/lab python -m bench.failover --quick    # 1 run per scenario, 10 s steady state
 
-Three fake masters (tests/lab/labnet.py), one daemon at a time guarding 10.103.97.2:6443:
+Three fake masters (tests/support/labnet.py), one daemon at a time guarding 10.103.97.2:6443:
 `lvscare care --interval 1` with every other default, then `keepalived --check` with
 SSL_GET /healthz every second (configuration written below). Two helper processes run for
 the whole benchmark: bench/vip_client.py opens 50 connections/s through the VIP (TCP connect
@@ -22,7 +22,7 @@ state (client and poller paused).
 
 Everything raw is kept in --out (default .lab/bench-failover/, the one directory the VM can
 write): the poller's and the client's JSON lines, each daemon's log, marks.json (what was
-done when). `python bench/failover.py --report DIR` prints the tables again from those files,
+done when). `python -m bench.failover --report DIR` prints the tables again from those files,
 on any machine.
 """
 
@@ -46,11 +46,9 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from tests.lab.labnet import Lab, LabProcess, Master
+    from tests.support.labnet import Lab, LabProcess, Master
 
 VIP, PORT = "10.103.97.2", 6443
 STATUS_URL = "http://127.0.0.1:10271/status"  # lvscare's default --health-address
@@ -221,7 +219,7 @@ class Helper:
     """A helper process (poller, client): paused and resumed with SIGUSR1 / SIGUSR2."""
 
     def __init__(self, argv: list[str], log_path: Path) -> None:
-        from tests.lab.labnet import start_process
+        from tests.support.labnet import start_process
 
         self.proc: LabProcess = start_process(argv, log_path)
 
@@ -265,9 +263,9 @@ class Lvscare:
         self.proc: LabProcess | None = None
 
     def argv(self) -> list[str]:
-        from tests.lab.lvscare_proc import LVSCARE
+        from tests.support.lab_lvscare import care_argv
 
-        return [*LVSCARE, "care", "--vs", f"{VIP}:{PORT}", "--interval", "1", *self.lab.rs_args()]
+        return care_argv(self.lab.rs_args(), "--interval", "1")
 
     def start(self) -> None:
         self.proc = self.lab.spawn(self.argv(), self.log_path)
@@ -425,7 +423,7 @@ class Bench:
 
     def crosscheck(self) -> None:
         """The hand-made netlink dump of the poller must agree with pyroute2's reading."""
-        from tests.lab.labnet import ipvs_table
+        from tests.support.labnet import ipvs_table
 
         service = ipvs_table().get((VIP, PORT))
         theirs = {f"{a}:{p}": w for (a, p), w in (service or {"dests": {}})["dests"].items()}
@@ -498,7 +496,7 @@ class Bench:
         return mark
 
     def flush_run(self, daemon: Daemon, run: int) -> Mark:
-        from tests.lab.labnet import sh
+        from tests.support.labnet import sh
 
         self.settle(daemon)
         t0 = time.time()
@@ -950,7 +948,7 @@ def print_report(out: Path) -> str:
 
 
 def run(opts: argparse.Namespace) -> None:
-    from tests.lab.labnet import Lab
+    from tests.support.labnet import Lab
 
     out: Path = opts.out
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ A separate process, so its period does not depend on the orchestrator's threads,
 stdlib only (``python -S``). The generic-netlink request is built by hand on one socket:
 in the emulated lab VM pyroute2 takes 33 ms (median, 178 ms worst) to dump and decode three
 destinations and 21 s to import, where this takes about 1 ms. The orchestrator checks the
-first complete table against pyroute2's reading (tests/lab/labnet.ipvs_table).
+first complete table against pyroute2's reading (tests/support/labnet.ipvs_table).
 
 Output, JSON lines appended to --out:
 

@@ -1,12 +1,12 @@
 """Package distribution: bootstrap's SFTP (paramiko, hosts in parallel) against a plain
 `scp` loop (OpenSSH, one host after the other), to 1, 5 and 10 hosts.
 
-Hosts are real sshd in network + mount namespaces (tests/ssh/hostlab.py) on one bridge;
+Hosts are real sshd in network + mount namespaces (tests/support/ssh_hosts.py) on one bridge;
 the sender's uplink (the bridge device, the sender's side) is limited by a `tc tbf` qdisc,
 so it is the bottleneck as on a workstation's network link. Each run starts with the file
 absent on every host. Run as root:
 
-    .venv/bin/python bench/ssh_distribute.py --size-mb 200 --rate-mbit 400 --hosts 1,5,10
+    .venv/bin/python -m bench.ssh_distribute --size-mb 200 --rate-mbit 400 --hosts 1,5,10
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ import argparse
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bootstrap import package
-from bootstrap.ssh import Auth, Connection, KnownHosts, parse_target
-from tests.ssh.conftest import lab_and_client
-from tests.ssh.hostlab import Host, sh
+from bootstrap.cluster import package
+from bootstrap.cluster.ssh import Auth, Connection, KnownHosts, parse_target
+from tests.support.ssh_client import lab_and_client
+from tests.support.ssh_hosts import Host, sh
 
 
 def make_package(path: Path, size_mb: int) -> None:

@@ -2,10 +2,10 @@
 
 Two ways to run it, both print the same figures:
 
-    scripts/lab python bench/steady_state.py        # real kernel (IPVS over netlink), emulated CPU
-    .venv/bin/python bench/steady_state.py --host   # this machine's CPU, IPVS table in memory
+    scripts/lab python -m bench.steady_state        # real kernel (IPVS over netlink), emulated CPU
+    .venv/bin/python -m bench.steady_state --host   # this machine's CPU, IPVS table in memory
 
-Both start three fake apiservers (tests/lab/fake_apiserver.py: HTTPS, keep-alive, a real TLS
+Both start three fake apiservers (tests/support/fake_apiserver.py: HTTPS, keep-alive, a real TLS
 certificate) and the real daemon with every default (HTTPS probes, connection watches, the
 health endpoint), wait until the table holds the three masters, let it settle (--warmup), then
 sample /proc/PID every second for --seconds: CPU is utime + stime of the whole process (every
@@ -28,19 +28,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 VIP, PORT = "10.103.97.2", 6443
 HEALTH = "127.0.0.1:10271"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST_MASTERS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 HOST_PORT = 16443
-FAKE_APISERVER = ROOT / "tests" / "lab" / "fake_apiserver.py"
 
 
 def calibrate() -> float:
@@ -65,15 +60,6 @@ def status_kib(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     raise KeyError(key)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def measure(pid: int, warmup: float, seconds: float) -> dict[str, Any]:
@@ -113,14 +99,14 @@ def report(where: str, f: dict[str, Any], warmup: float, failed: int, changes: i
 
 
 def run_lab(warmup: float, seconds: float) -> None:
-    from tests.lab.labnet import Lab, ipvs_table
-    from tests.lab.labnet import wait_for as lab_wait_for
+    from tests.support.lab_lvscare import care_argv
+    from tests.support.labnet import Lab, ipvs_table
+    from tests.support.wait import wait_until
 
     lab = Lab(3).build()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}",
-                    "--interval", "1", "--health-address", HEALTH, *lab.rs_args()]  # fmt: skip
+            argv = care_argv(lab.rs_args(), "--interval", "1", "--health-address", HEALTH)
             daemon = lab.spawn(argv, Path(tmp) / "lvscare.log")
             want = {(m.ip, PORT): 1 for m in lab.masters}
 
@@ -128,7 +114,7 @@ def run_lab(warmup: float, seconds: float) -> None:
                 service = ipvs_table().get((VIP, PORT))
                 return service is not None and service["dests"] == want
 
-            if not lab_wait_for(table_ok, 120):
+            if not wait_until(table_ok, 120):
                 raise SystemExit(f"no table with the 3 masters:\n{daemon.tail()}")
             figures = measure(daemon.pid, warmup, seconds)
             assert daemon.running(), "lvscare exited during the run:\n" + daemon.tail()
@@ -143,6 +129,11 @@ def run_host(warmup: float, seconds: float) -> None:
     import json
 
     import trustme
+
+    # Imported here, not at the top: the measured daemon runs this module too (--host-daemon).
+    from tests.support.lab_lvscare import care_argv
+    from tests.support.labnet import FAKE_APISERVER
+    from tests.support.wait import wait_until
 
     with tempfile.TemporaryDirectory() as tmp:
         ca = trustme.CA()
@@ -162,12 +153,11 @@ def run_host(warmup: float, seconds: float) -> None:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 ))  # fmt: skip
             ready = [Path(tmp) / f"m{i}.ready" for i in range(len(HOST_MASTERS))]
-            if not wait_for(lambda: all(r.exists() for r in ready), 30):
+            if not wait_until(lambda: all(r.exists() for r in ready), 30):
                 raise SystemExit("fake apiservers did not start")
-            argv = [sys.executable, __file__, "--host-daemon", "care", "--vs", f"{VIP}:{PORT}",
-                    "--interval", "1", "--health-address", HEALTH]  # fmt: skip
-            for ip in HOST_MASTERS:
-                argv += ["--rs", f"{ip}:{HOST_PORT}"]
+            rs_flags = [a for ip in HOST_MASTERS for a in ("--rs", f"{ip}:{HOST_PORT}")]
+            this = [sys.executable, "-m", "bench.steady_state", "--host-daemon"]
+            argv = care_argv(rs_flags, "--interval", "1", "--health-address", HEALTH, command=this)
             with open(log, "wb") as err:
                 daemon = subprocess.Popen(argv, stderr=err, stdout=subprocess.DEVNULL)
 
@@ -184,7 +174,7 @@ def run_host(warmup: float, seconds: float) -> None:
                 adds = [e for e in events() if str(e.get("op", "")).startswith("add-dest")]
                 return len(adds) == len(HOST_MASTERS)
 
-            if not wait_for(table_ok, 60):
+            if not wait_until(table_ok, 60):
                 raise SystemExit(f"no table with the 3 masters:\n{log.read_text()[-3000:]}")
             figures = measure(daemon.pid, warmup, seconds)
             assert daemon.poll() is None, log.read_text()[-3000:]
@@ -199,44 +189,12 @@ def run_host(warmup: float, seconds: float) -> None:
 
 
 def host_daemon(argv: list[str]) -> None:
-    """The real CLI and Daemon, with the kernel parts swapped for a table in memory."""
-    from collections.abc import Sequence
-
-    import lvscare.daemon
+    """The real CLI and Daemon, with the kernel parts swapped for a table in memory (the
+    probes stay real: HTTPS to the fake apiservers)."""
     from lvscare.cli import cli
-    from lvscare.table import DestState, Op, Service, ServiceState
+    from tests.support.inproc_daemon import without_kernel
 
-    class TableInMemory:  # (not tests.daemon's: that one imports pytest, ~10 MiB more)
-        def __init__(self) -> None:
-            self.state: ServiceState | None = None
-
-        async def read(self, service: Service) -> ServiceState | None:
-            s = self.state
-            return None if s is None else ServiceState(s.scheduler, dict(s.dests))
-
-        async def apply(self, service: Service, ops: Sequence[Op]) -> None:
-            for op in ops:
-                if op.kind == "add-service":
-                    self.state = ServiceState(service.scheduler)
-                elif self.state is not None and op.dest is not None:
-                    if op.kind == "del-dest":
-                        del self.state.dests[op.dest]
-                    else:
-                        self.state.dests[op.dest] = DestState(op.weight)
-
-        async def close(self) -> None:
-            pass
-
-    class NoHostNetwork:
-        async def close(self) -> None:
-            pass
-
-    async def start(self: lvscare.daemon.Daemon) -> None:
-        await self.care.resolve_all(strict=True)
-
-    setattr(lvscare.daemon, "IPVSKernel", TableInMemory)  # noqa: B010
-    setattr(lvscare.daemon, "HostNetwork", NoHostNetwork)  # noqa: B010
-    setattr(lvscare.daemon.Daemon, "start", start)  # noqa: B010
+    without_kernel(setattr, scripted_probes=False)
     cli.main(args=argv, prog_name="lvscare")
 
 

@@ -1,10 +1,12 @@
-"""The two ways bootstrap stops, each with its own exit code (as lvscare's)."""
+"""The two ways bootstrap stops, each with its own exit code (as lvscare's).
 
+BadInput is lvscare's own class, so a value lvscare refuses (an address, a flag of the
+static pod) stops bootstrap the same way, with no translation between the two.
+"""
 
-class BadInput(Exception):
-    """The user gave a value we cannot use: one line naming it, exit code 2."""
+from lvscare.errors import BadInput
 
-    exit_code = 2
+__all__ = ["BadInput", "StepFailed"]
 
 
 class StepFailed(Exception):

@@ -1,4 +1,5 @@
-"""Checking what users type: IPs, versions, CIDRs, years. Each failure names the value."""
+"""Checking what users type: IPs, hosts, versions, CIDRs, years, join secrets. Each failure
+names the value. HOST:PORT goes through lvscare's parser, the one both programs share."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from bootstrap import join
+from bootstrap.defaults import SSH_PORT
 from bootstrap.errors import BadInput
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from lvscare.address import HostPort, parse_hostport
 
 # kubeadm.k8s.io/v1beta3 arrived with Kubernetes 1.22; older kubeadm cannot read our config.
 MIN_MINOR = 22
@@ -58,17 +60,19 @@ def parse_ip(value: str, flag: str) -> str:
         raise BadInput(f"{flag} {value!r}: not an IP address") from None
 
 
-def parse_master(value: str, flag: str = "--master") -> str:
-    """A master as sealos users write it: `192.168.0.2`, or `192.168.0.2:22` (SSH port, ignored)."""
+def parse_host(value: str, flag: str, default_port: int) -> HostPort:
+    """An IP with an optional port, as sealos users write hosts: `192.168.0.2`,
+    `192.168.0.2:22`, `[fd00::2]:22`, or a bare `fd00::2`."""
     text = value.strip()
-    if text.count(":") == 1:  # IPv4:port, as sealos' IpFormat strips
-        host, _, port = text.partition(":")
-        if not port.isdigit():
-            raise BadInput(f"{flag} {value!r}: not an IP address")
-        text = host
-    elif text.startswith("[") and "]:" in text:
-        text = text[1 : text.index("]")]
-    return parse_ip(text, flag)
+    if text.count(":") == 1 or (text.startswith("[") and "]:" in text):
+        given = parse_hostport(text, flag, allow_hostname=False)
+        return HostPort(parse_ip(given.host, flag), given.port)
+    return HostPort(parse_ip(text, flag), default_port)
+
+
+def parse_master(value: str, flag: str = "--master") -> str:
+    """A master's IP; a port after it (the SSH port, as sealos users write it) is ignored."""
+    return parse_host(value, flag, SSH_PORT).host
 
 
 def parse_cidr(value: str, flag: str) -> str:
@@ -88,7 +92,7 @@ def parse_years(value: int, flag: str = "--years") -> int:
 
 
 def parse_token(value: str, flag: str = "--token") -> str:
-    if not re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", value.strip()):
+    if not re.fullmatch(join.TOKEN, value.strip()):
         raise BadInput(
             f"{flag} {value!r}: not a bootstrap token, which looks like abcdef.0123456789abcdef"
         )
@@ -97,14 +101,14 @@ def parse_token(value: str, flag: str = "--token") -> str:
 
 def parse_ca_hash(value: str, flag: str = "--discovery-token-ca-cert-hash") -> str:
     text = value.strip()
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+    if not re.fullmatch(join.CA_HASH, text):
         raise BadInput(f"{flag} {value!r}: write it as sha256: followed by 64 hex digits")
     return text
 
 
 def parse_certificate_key(value: str, flag: str = "--certificate-key") -> str:
     text = value.strip()
-    if not re.fullmatch(r"[0-9a-f]{64}", text):
+    if not re.fullmatch(join.CERTIFICATE_KEY, text):
         raise BadInput(f"{flag} {value!r}: must be 64 hex digits")
     return text
 
@@ -117,8 +121,3 @@ def parse_node_name(value: str, flag: str = "--node-name") -> str:
     if len(text) > 253:
         raise BadInput(f"{flag} {value!r}: longer than 253 characters")
     return text
-
-
-def hostport(ip: str, port: int) -> str:
-    """`ip:port`, with brackets around IPv6 as lvscare and kubeadm expect."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

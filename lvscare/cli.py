@@ -1,60 +1,25 @@
-"""`lvscare care ...`: flags compatible with the Go lvscare, so sealos manifests run unchanged."""
+"""`lvscare care` and `lvscare manifest`: flags compatible with the Go lvscare, so sealos
+manifests run unchanged. Options go to `build_config` by their own names."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from lvscare import __version__, logs
-from lvscare.config import DEFAULT_VIP, SCHEDULERS, CareConfig, build_config
+from lvscare.config import (
+    DEFAULT_HEALTH_ADDRESS,
+    DEFAULT_VIP,
+    SCHEDULERS,
+    CareConfig,
+    build_config,
+)
 from lvscare.errors import BadInput, KernelUnavailable
-from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS
-from lvscare.manifest import manifest_command
-
-TRUE_WORDS = {"true", "t", "1", "yes"}
-FALSE_WORDS = {"false", "f", "0", "no"}
-
-
-def _bool_word(value: str, flag: str) -> bool:
-    word = value.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise BadInput(f"{flag} {value!r}: use true or false")
-
-
-def config_from_options(opts: Mapping[str, object]) -> CareConfig:
-    """The parsed options of `care` (click's names) as a checked CareConfig; BadInput if not."""
-    return build_config(
-        vs=str(opts["vs"]),
-        rs=opts["rs"],  # type: ignore[arg-type]
-        scheduler=str(opts["scheduler"]),
-        interval=str(opts["interval"]),
-        health_path=str(opts["health_path"]),
-        health_scheme=str(opts["health_scheme"]),
-        health_method=str(opts["health_req_method"]),
-        health_headers=opts["health_req_headers"],  # type: ignore[arg-type]
-        health_body=str(opts["health_req_body"]),
-        health_status=opts["health_status"],  # type: ignore[arg-type]
-        health_insecure_skip_verify=_bool_word(
-            str(opts["health_insecure_skip_verify"]), "--health-insecure-skip-verify"
-        ),
-        health_ca_file=opts["health_ca_file"],  # type: ignore[arg-type]
-        health_timeout=opts["health_timeout"],  # type: ignore[arg-type]
-        mode=str(opts["mode"]),
-        iface=str(opts["iface"]),
-        ip=opts["ip"],  # type: ignore[arg-type]
-        rise=int(opts["rise"]),  # type: ignore[call-overload]
-        fall=int(opts["fall"]),  # type: ignore[call-overload]
-        logger=str(opts["logger"]),
-        all_down=str(opts["all_down"]),
-        watch=bool(opts["watch"]),
-        require_rs=not opts["clean"],
-    )
+from lvscare.manifest import DEFAULT_IMAGE, DEFAULT_NAME, render_static_pod
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,6 +121,7 @@ def cli() -> None:
     "--masqueradebit",
     default=None,
     hidden=True,
+    expose_value=False,
     help="Accepted for compatibility with the Go lvscare; ignored.",
 )
 @click.option(
@@ -192,7 +158,7 @@ def cli() -> None:
     metavar="IP:PORT",
     help="Serve /healthz, /readyz, /metrics and /status here; 'off' for none.",
 )
-def care(**opts: object) -> None:
+def care(**opts: Any) -> None:
     """Probe every master's /healthz and keep VIP:PORT in IPVS pointing at the healthy ones.
 
     Example (what sealos writes into its node manifest):
@@ -205,21 +171,109 @@ def care(**opts: object) -> None:
     Exit codes: 0 stopped by SIGTERM/SIGINT (the table is left in place), 1 the kernel
     cannot do IPVS (no module, no CAP_NET_ADMIN), 2 bad input.
     """
-    clean = bool(opts["clean"])
-    run_once = bool(opts["run_once"])
     try:
-        config = config_from_options(opts)
-        logs.configure(debug=config.debug, fmt=opts["log_format"])  # type: ignore[arg-type]
+        config = build_config(**opts)
+        logs.configure(debug=config.debug, fmt=config.log_format)
         from lvscare.daemon import run
 
-        health_address = str(opts["health_address"])
-        asyncio.run(run(config, run_once=run_once, clean=clean, health_address=health_address))
+        asyncio.run(run(config))
     except (BadInput, KernelUnavailable) as e:
         click.echo(f"lvscare: {e}", err=True)
         sys.exit(e.exit_code)
 
 
-cli.add_command(manifest_command)
+def split_vs_rs(argv: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
+    """--vs and every --rs out of a `care` command line, and the flags that remain."""
+    vs: str | None = None
+    rs: list[str] = []
+    rest: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        if flag in ("--vs", "--rs"):
+            if not eq:
+                if i + 1 >= len(args):
+                    raise BadInput(f"{flag}: option requires an argument")
+                value = args[i + 1]
+                i += 1
+            if flag == "--vs":
+                vs = value
+            else:
+                rs.append(value)
+        else:
+            rest.append(arg)
+        i += 1
+    return vs, rs, rest
+
+
+def config_from_care_args(argv: Sequence[str]) -> CareConfig:
+    """Parse and check `care` flags exactly as `lvscare care` would; BadInput if it refuses."""
+    try:
+        ctx = care.make_context("care", list(argv))
+    except click.ClickException as e:
+        raise BadInput(e.format_message()) from None
+    return build_config(**ctx.params)
+
+
+@cli.command(
+    "manifest",
+    context_settings={
+        "ignore_unknown_options": True,
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+    },
+)
+@click.option(
+    "--image", default=DEFAULT_IMAGE, show_default=True, help="Container image with lvscare."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write here (e.g. /etc/kubernetes/manifests/kube-lvscare.yaml) instead of stdout.",
+)
+@click.option("--name", default=DEFAULT_NAME, show_default=True, help="Pod name.")
+@click.option(
+    "--unprivileged",
+    is_flag=True,
+    help="NET_ADMIN and SYS_MODULE instead of privileged; lvscare then cannot set sysctls.",
+)
+@click.argument("care_args", nargs=-1, type=click.UNPROCESSED)
+def manifest(
+    image: str, output: str | None, name: str, unprivileged: bool, care_args: tuple[str, ...]
+) -> None:
+    """Print the static pod that runs `lvscare care` with CARE_ARGS on every node.
+
+    CARE_ARGS are the flags of `lvscare care`, checked the same way, e.g.:
+
+    \b
+      lvscare manifest --image registry.example/lvscare-py:0.1.0 \\
+        --vs 10.103.97.2:6443 --rs 192.168.0.2:6443 --rs 192.168.0.3:6443 -o kube-lvscare.yaml
+    """
+    try:
+        vs, rs, rest = split_vs_rs(care_args)
+        args = ["--vs", vs or f"{DEFAULT_VIP}:6443"]
+        for r in rs:
+            args += ["--rs", r]
+        args += rest
+        text = render_static_pod(
+            config_from_care_args(args),
+            image,
+            care_args=args,
+            name=name,
+            unprivileged=unprivileged,
+        )
+    except BadInput as e:
+        click.echo(f"lvscare: {e}", err=True)
+        raise SystemExit(e.exit_code) from None
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    with open(output, "w") as f:
+        f.write(text)
 
 
 def main() -> None:

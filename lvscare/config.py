@@ -1,4 +1,8 @@
-"""Validated settings of `lvscare care`: flags become a CareConfig here and nowhere else."""
+"""Validated settings of `lvscare care`: flags become a CareConfig here and nowhere else.
+
+`build_config` takes the flags by the names click gives them, so the CLI passes its options
+straight through and bootstrap calls it as a library with the same words.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from lvscare.endpoint import Endpoint, IPAddress, parse_endpoint
+from lvscare.address import HostPort, IPAddress, parse_hostport
 from lvscare.errors import BadInput
+from lvscare.logs import FORMATS
 
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sh", "dh")
 
@@ -18,6 +23,18 @@ DEFAULT_INTERVAL = 5.0
 DEFAULT_WEIGHT = 1
 # Every this many rounds hostnames in --rs are looked up again.
 RESOLVE_EVERY_ROUNDS = 5
+
+# The daemon's own HTTP endpoint (/healthz, /readyz, /metrics, /status). 10271 is outside
+# the ports of Kubernetes' own components (kubelet 10248/10250/10255, kube-proxy
+# 10249/10256, controller managers 10257/10258, scheduler 10259, etcd 2379-2381), of
+# OpenYurt's 10261-10267, of the NodePort range (30000-32767) and of the ephemeral range
+# (32768-60999).
+DEFAULT_PORT = 10271
+DEFAULT_HEALTH_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"
+DISABLED = ("", "off", "none")
+
+TRUE_WORDS = {"true", "t", "1", "yes"}
+FALSE_WORDS = {"false", "f", "0", "no"}
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {
@@ -36,6 +53,14 @@ class Mode(StrEnum):
 
     ROUTE = "route"  # a route for the VIP via --ip (or none: the default route will do)
     LINK = "link"  # VIP/32 on a dummy interface, as kube-proxy does
+
+
+class Action(StrEnum):
+    """What `lvscare care` does with the config: keep caring, or do one thing and exit."""
+
+    SERVE = "serve"
+    RUN_ONCE = "run-once"  # the table with every real server, without probing
+    CLEAN = "clean"  # -C: remove the virtual server and what we made for the VIP
 
 
 def parse_duration(value: str, flag: str) -> float:
@@ -83,14 +108,37 @@ def parse_headers(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
+def parse_bool_word(value: str | bool, flag: str) -> bool:
+    """pflag's bool words (`--health-insecure-skip-verify=false`); a bool passes through."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise BadInput(f"{flag} {value!r}: use true or false")
+
+
+def parse_health_address(value: str | None) -> tuple[str, int] | None:
+    """`IP:PORT` or `[IPv6]:PORT` (port 0: any free port); None for "", off, none."""
+    if value is None or value.strip().lower() in DISABLED:
+        return None
+    text = value.strip()
+    any_port = text.endswith(":0")
+    ep = parse_hostport(text[:-1] + "1" if any_port else text, "--health-address",
+                        allow_hostname=False)  # fmt: skip
+    return ep.host, 0 if any_port else ep.port
+
+
 def split_list(values: Iterable[str]) -> list[str]:
     """Repeatable flags that also take comma-separated lists, as Go's StringSlice does."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 @dataclass(frozen=True)
-class HealthCheck:
-    """How one real server is asked whether it is healthy."""
+class ProbeSettings:
+    """How one real server is asked whether it is healthy (the --health-* flags)."""
 
     scheme: str = "https"
     path: str = "/healthz"
@@ -110,11 +158,11 @@ class HealthCheck:
 class CareConfig:
     """Everything `care` needs, already checked; the daemon never parses strings again."""
 
-    vs: Endpoint
-    rs: tuple[Endpoint, ...]
+    vs: HostPort
+    rs: tuple[HostPort, ...]
     scheduler: str = "rr"
     interval: float = DEFAULT_INTERVAL
-    health: HealthCheck = field(default_factory=HealthCheck)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
     mode: Mode = Mode.ROUTE
     iface: str = "lvscare"
     route_via: IPAddress | None = None
@@ -124,6 +172,10 @@ class CareConfig:
     debug: bool = False
     all_down: str = "keep"  # keep (fail open) | drain
     watch: bool = True  # idle connection per server for instant crash detection
+    action: Action = Action.SERVE
+    # Where /healthz, /readyz, /metrics and /status listen; None: nowhere (off, or not serving).
+    status_address: tuple[str, int] | None = None
+    log_format: str | None = None  # json | console; None: json unless stderr is a terminal
 
     @property
     def vip(self) -> IPAddress:
@@ -145,37 +197,44 @@ def build_config(
     interval: str = "5",
     health_path: str = "/healthz",
     health_scheme: str = "https",
-    health_method: str = "GET",
-    health_headers: Iterable[str] = (),
-    health_body: str = "",
+    health_req_method: str = "GET",
+    health_req_headers: Iterable[str] = (),
+    health_req_body: str = "",
     health_status: Iterable[str] = (),
-    health_insecure_skip_verify: bool = True,
+    health_insecure_skip_verify: str | bool = True,
     health_ca_file: str | None = None,
     health_timeout: str | None = None,
+    rise: int = 1,
+    fall: int = 1,
     mode: str = "route",
     iface: str = "lvscare",
     ip: str | None = None,
-    rise: int = 1,
-    fall: int = 1,
-    logger: str = "INFO",
     all_down: str = "keep",
     watch: bool = True,
-    require_rs: bool = True,
+    run_once: bool = False,
+    clean: bool = False,
+    logger: str = "INFO",
+    log_format: str | None = None,
+    health_address: str | None = DEFAULT_HEALTH_ADDRESS,
 ) -> CareConfig:
-    """Check every flag and build the config; raises BadInput naming the first bad value."""
-    vs_ep = parse_endpoint(vs, "--vs", allow_hostname=False)
+    """Check every flag and build the config; raises BadInput naming the first bad value.
+
+    The keywords are the option names of `lvscare care`; with `clean` no --rs is needed.
+    """
+    vs_ep = parse_hostport(vs, "--vs", allow_hostname=False)
     vip = vs_ep.ip
     assert vip is not None
-    rs_eps: list[Endpoint] = []
+    rs_eps: list[HostPort] = []
     for text in split_list(rs):
-        ep = parse_endpoint(text, "--rs")
+        ep = parse_hostport(text, "--rs")
         if ep.ip is not None and ep.ip.version != vip.version:
             raise BadInput(
                 f"--rs {text!r}: IPv{ep.ip.version} real server for an IPv{vip.version} --vs"
             )
         if ep not in rs_eps:
             rs_eps.append(ep)
-    if require_rs and not rs_eps:
+    action = Action.CLEAN if clean else Action.RUN_ONCE if run_once else Action.SERVE
+    if action is not Action.CLEAN and not rs_eps:
         raise BadInput("--rs: at least one real server is required (or -C to clean)")
     if scheduler not in SCHEDULERS:
         raise BadInput(f"--scheduler {scheduler!r}: unknown, use one of {', '.join(SCHEDULERS)}")
@@ -183,9 +242,10 @@ def build_config(
     if health_scheme not in ("http", "https"):
         raise BadInput(f"--health-schem {health_scheme!r}: use https or http")
     path = health_path if health_path.startswith("/") else "/" + health_path
-    method = health_method.upper()
+    method = health_req_method.upper()
     if not re.fullmatch(r"[A-Z]+", method):
-        raise BadInput(f"--health-req-method {health_method!r}: not an HTTP method")
+        raise BadInput(f"--health-req-method {health_req_method!r}: not an HTTP method")
+    skip_verify = parse_bool_word(health_insecure_skip_verify, "--health-insecure-skip-verify")
     timeout = (
         parse_duration(health_timeout, "--health-timeout")
         if health_timeout
@@ -220,19 +280,23 @@ def build_config(
                 pass
         except OSError as e:
             raise BadInput(f"--health-ca-file {health_ca_file!r}: {e.strerror}") from None
+    if log_format is not None and log_format not in FORMATS:
+        raise BadInput(f"--log-format {log_format!r}: use {' or '.join(FORMATS)}")
+    # Only a serving daemon listens; run-once and -C never read the address.
+    status_address = parse_health_address(health_address) if action is Action.SERVE else None
     return CareConfig(
         vs=vs_ep,
         rs=tuple(rs_eps),
         scheduler=scheduler,
         interval=interval_s,
-        health=HealthCheck(
+        probe=ProbeSettings(
             scheme=health_scheme,
             path=path,
             method=method,
-            headers=parse_headers(health_headers),
-            body=health_body,
+            headers=parse_headers(health_req_headers),
+            body=health_req_body,
             extra_status=parse_status_codes(health_status),
-            insecure_skip_verify=health_insecure_skip_verify,
+            insecure_skip_verify=skip_verify,
             ca_file=health_ca_file,
             timeout=timeout,
         ),
@@ -244,4 +308,7 @@ def build_config(
         debug=logger.upper() != "INFO",
         all_down=all_down,
         watch=watch,
+        action=action,
+        status_address=status_address,
+        log_format=log_format,
     )

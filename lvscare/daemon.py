@@ -1,7 +1,8 @@
 """Life cycle around the care loop: build the parts, start, stop on a signal, close.
 
 Like uvicorn's Config/Server split: CareConfig is inert data, this module owns the
-resources (netlink sockets, HTTP session, signal handlers) and their order.
+resources (netlink sockets, HTTP session, signal handlers) and their order. What to do
+comes from the config: serve, run once, or clean.
 """
 
 from __future__ import annotations
@@ -11,47 +12,58 @@ import contextlib
 import errno
 import gc
 import signal
+from collections.abc import Sequence
 
 import structlog
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lvscare import __version__
-from lvscare.care import Care
-from lvscare.config import CareConfig
+from lvscare.care.loop import Care
+from lvscare.care.observer import Observer
+from lvscare.config import Action, CareConfig
 from lvscare.errors import KernelUnavailable
 from lvscare.kernel.hostnet import HostNetwork
-from lvscare.kernel.ipvs import IPVSKernel
+from lvscare.kernel.ipvs import NetlinkIPVS
 from lvscare.kernel.masquerade import MasqueradeError
-from lvscare.probe_thread import ThreadedProber
-from lvscare.prober import HTTPProber
-from lvscare.telemetry import Telemetry
+from lvscare.kernel.setup import prepare_kernel
+from lvscare.kernel.vip import vip_host_for
+from lvscare.probe.http import HTTPProber
+from lvscare.probe.thread import ThreadedProber
+from lvscare.telemetry.hub import Telemetry
 
 log = structlog.get_logger("lvscare.daemon")
 
 
 class Daemon:
-    def __init__(self, config: CareConfig, health_address: str | None = None) -> None:
+    telemetry: Telemetry  # made with the Care, as its observers
+
+    def __init__(self, config: CareConfig) -> None:
         self.config = config
-        self.kernel = IPVSKernel()
+        self.table = NetlinkIPVS()
         self.hostnet = HostNetwork()
-        # probes (TLS handshakes) on a loop of their own: see probe_thread
-        self.prober = ThreadedProber(HTTPProber(config.health))
-        self.care = Care(config, self.kernel, self.prober, self.hostnet)
-        # /healthz, /readyz, /metrics, /status and systemd's READY=1, as observers of care
-        self.telemetry = Telemetry(self.care, health_address)
+        self.vip = vip_host_for(config, self.hostnet)
+        # probes (TLS handshakes) on a loop of their own: see probe/thread.py
+        self.prober = ThreadedProber(HTTPProber(config.probe))
+        self.care = Care(config, self.table, self.prober, self.vip, observers=self._observe)
+
+    def _observe(self, care: Care) -> Sequence[Observer]:
+        """/healthz, /readyz, /metrics, /status and systemd's READY=1, as observers of care."""
+        self.telemetry = Telemetry(care)
+        return self.telemetry.observers
 
     async def close(self) -> None:
         await self.telemetry.stop()
         await self.prober.close()
-        await self.kernel.close()
+        await self.table.close()
         await self.hostnet.close()
 
     async def start(self) -> None:
-        """Resolve (bad input first), modules, IPVS, host set-up; nothing is probed yet."""
+        """Resolve (bad input first), kernel set-up, IPVS, the VIP; nothing is probed yet."""
         await self.care.resolve_all(strict=True)
         await self.open_ipvs()
         try:
-            await self.care.prepare_host()
+            for change in await self.vip.ensure():
+                log.info("host network changed", change=change)
         except MasqueradeError as e:
             raise KernelUnavailable(str(e)) from None
         except (PermissionError, NetlinkError) as e:
@@ -62,16 +74,15 @@ class Daemon:
             raise
 
     async def open_ipvs(self) -> None:
-        """Load modules, then open IPVS; a failure carries modprobe's reason in its one line."""
-        failed = self.care.load_modules()
+        """Kernel set-up, then open IPVS; a failure carries modprobe's reason in its one line."""
+        failed = prepare_kernel(self.config)
         try:
-            await self.kernel.open()
+            await self.table.open()
         except KernelUnavailable as e:
-            if "ip_vs" in failed:
-                raise KernelUnavailable(f"{e}; modprobe ip_vs: {failed['ip_vs']}") from None
+            if "ip_vs" in failed.modules:
+                raise KernelUnavailable(f"{e}; modprobe ip_vs: {failed.modules['ip_vs']}") from None
             raise
-        for module, why in failed.items():
-            log.warning("module load failed", module=module, error=why)
+        failed.log()
 
     async def run_once(self) -> None:
         await self.start()
@@ -84,14 +95,18 @@ class Daemon:
         )
 
     async def clean(self) -> None:
-        """Remove what we made; a kernel without IPVS simply has no virtual server to remove."""
+        """-C: the virtual server, then the VIP's host side; a kernel without IPVS simply has
+        no virtual server to remove."""
+        removed: list[str] = []
         try:
-            await self.kernel.open()
+            await self.table.open()
         except KernelUnavailable as e:
             if "no IPVS" not in str(e):
                 raise
-            self.care.proxier = _NoIPVS()
-        removed = await self.care.clean()
+        else:
+            if await self.table.delete_service(self.care.service):
+                removed.append(f"virtual server {self.care.service}")
+        removed += await self.vip.remove()
         log.info("cleaned", removed=removed or "nothing to remove")
 
     async def serve(self) -> None:
@@ -110,7 +125,7 @@ class Daemon:
             rs=[str(r) for r in self.config.rs],
             scheduler=self.config.scheduler,
             interval=self.config.interval,
-            timeout=self.config.health.timeout,
+            timeout=self.config.probe.timeout,
             mode=self.config.mode.value,
         )
         loop_task = asyncio.create_task(self.care.run(stop))
@@ -136,34 +151,13 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-class _NoIPVS:
-    """Stands in for the kernel table on a kernel without IPVS during -C: nothing to remove."""
-
-    async def delete_service(self, service: object) -> bool:
-        return False
-
-    async def read(self, service: object) -> None:
-        return None
-
-    async def apply(self, service: object, ops: object) -> None:
-        raise KernelUnavailable("this kernel has no IPVS")
-
-    async def close(self) -> None:
-        return None
-
-
-async def run(
-    config: CareConfig,
-    *,
-    run_once: bool = False,
-    clean: bool = False,
-    health_address: str | None = None,
-) -> None:
-    daemon = Daemon(config, None if run_once or clean else health_address)
+async def run(config: CareConfig) -> None:
+    """Do what the config says (serve, run once, clean), then close everything."""
+    daemon = Daemon(config)
     try:
-        if clean:
+        if config.action is Action.CLEAN:
             await daemon.clean()
-        elif run_once:
+        elif config.action is Action.RUN_ONCE:
             await daemon.run_once()
         else:
             await daemon.serve()

@@ -1,11 +1,12 @@
-"""`lvscare manifest`: the static pod for /etc/kubernetes/manifests, as YAML text.
+"""The static pod for /etc/kubernetes/manifests, as YAML text, rendered from a CareConfig.
 
 Compared with sealos' kube-sealyun-lvscare.yaml (privileged, system-cluster-critical, no
 probes, no resources): system-node-critical, a livenessProbe on our /healthz, a
 readinessProbe on /readyz, resource requests, /lib/modules read-only, a read-only root
 file system. It stays privileged by default, for the sysctls (see PRIVILEGED below);
 `--unprivileged` gives the two-capability pod for --mode route when the node sets them.
-The care flags are checked exactly as `lvscare care` checks them, then passed unchanged.
+Pure rendering: `lvscare manifest` (cli.py) and bootstrap build the CareConfig first, so
+the flags are checked exactly as `lvscare care` checks them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import click
 import yaml
 
 from lvscare import __version__
-from lvscare.config import DEFAULT_VIP, Mode
+from lvscare.address import format_hostport
+from lvscare.config import Action, CareConfig, Mode
 from lvscare.errors import BadInput
-from lvscare.http_endpoint import DEFAULT_HEALTH_ADDRESS, parse_health_address
 
 DEFAULT_IMAGE = f"lvscare-py:{__version__}"  # what the README's docker build tags
 DEFAULT_NAME = "kube-lvscare"
@@ -51,27 +51,6 @@ UNPRIVILEGED = """\
 """
 
 
-def _usage(e: click.ClickException) -> BadInput:
-    return BadInput(e.format_message())
-
-
-def check_care_args(argv: Sequence[str]) -> dict[str, Any]:
-    """Parse and check `care` flags as `lvscare care` would; click's values by option name."""
-    from lvscare.cli import care, config_from_options
-
-    try:
-        ctx = care.make_context("care", list(argv))
-    except click.ClickException as e:
-        raise _usage(e) from None
-    params = dict(ctx.params)
-    config_from_options(params)
-    if params["run_once"] or params["clean"]:
-        raise BadInput("--run-once and -C make lvscare exit: a static pod must keep it running")
-    if parse_health_address(str(params["health_address"])) is None:
-        raise BadInput("--health-address off: the pod's livenessProbe needs the endpoint")
-    return params
-
-
 def _probe_host(host: str) -> str:
     """Where kubelet (in the node's network namespace) reaches our endpoint."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
@@ -81,28 +60,37 @@ def _has_flag(argv: Sequence[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in argv)
 
 
+def care_command_line(config: CareConfig, care_args: Sequence[str] = ()) -> list[str]:
+    """What the container runs: `care` with the flags as written (by default --vs and each
+    --rs of `config`), plus the --health-address the probes below depend on."""
+    if config.action is not Action.SERVE:
+        raise BadInput("--run-once and -C make lvscare exit: a static pod must keep it running")
+    if config.status_address is None:
+        raise BadInput("--health-address off: the pod's livenessProbe needs the endpoint")
+    args = list(care_args)
+    if not args:
+        args = ["--vs", str(config.vs)]
+        for r in config.rs:
+            args += ["--rs", str(r)]
+    if not _has_flag(args, "--health-address"):
+        args += ["--health-address", format_hostport(*config.status_address)]
+    return ["care", *args]
+
+
 def pod(
-    vs: str,
-    rs: Sequence[str],
+    config: CareConfig,
     image: str,
     care_args: Sequence[str] = (),
     name: str = DEFAULT_NAME,
     unprivileged: bool = False,
 ) -> dict[str, Any]:
     """The Pod as a dict."""
-    args = ["care", "--vs", vs]
-    for r in rs:
-        args += ["--rs", r]
-    args += list(care_args)
-    if not _has_flag(care_args, "--health-address"):
-        args += ["--health-address", DEFAULT_HEALTH_ADDRESS]  # the probes below depend on it
-    params = check_care_args(args[1:])
-    address = parse_health_address(str(params["health_address"]))
-    assert address is not None
-    host, port = address
+    args = care_command_line(config, care_args)
+    assert config.status_address is not None  # checked above
+    host, port = config.status_address
     if port == 0:
         raise BadInput("--health-address port 0: the livenessProbe needs a fixed port")
-    if unprivileged and params["mode"] == Mode.LINK.value:
+    if unprivileged and config.mode is Mode.LINK:
         raise BadInput("--unprivileged with --mode link: net.ipv4.vs.conntrack needs /proc/sys")
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -131,7 +119,7 @@ def pod(
     volumes: list[dict[str, Any]] = [
         {"name": "lib-modules", "hostPath": {"path": "/lib/modules", "type": "Directory"}}
     ]
-    ca_file = params["health_ca_file"]
+    ca_file = config.probe.ca_file
     if ca_file:
         mounts.append({"name": "health-ca", "mountPath": ca_file, "readOnly": True})
         volumes.append({"name": "health-ca", "hostPath": {"path": ca_file, "type": "File"}})
@@ -167,19 +155,20 @@ def pod(
 
 
 def render_static_pod(
-    vs: str,
-    rs: list[str],
+    config: CareConfig,
     image: str,
     *,
     care_args: Sequence[str] = (),
     name: str = DEFAULT_NAME,
     unprivileged: bool = False,
 ) -> str:
-    """The static pod as YAML text; `care_args` are further `care` flags (--interval 2 ...).
+    """The static pod running `lvscare care` with `config`, as YAML text.
 
-    Raises BadInput, naming the value, for anything `lvscare care` would refuse.
+    `care_args` are the `care` flags as the user wrote them (those `config` was built from),
+    printed unchanged; by default the pod gets --vs and each --rs of `config`. Raises
+    BadInput, naming the value, for a config a static pod cannot run.
     """
-    manifest = pod(vs, rs, image, care_args, name, unprivileged)
+    manifest = pod(config, image, care_args, name, unprivileged)
     text = yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=100)
     note = UNPRIVILEGED if unprivileged else PRIVILEGED
     indent = "    "
@@ -187,86 +176,4 @@ def render_static_pod(
     assert text.count(marker) == 1
     comment = "".join(indent + line + "\n" for line in note.splitlines())
     text = text.replace(marker, "\n" + comment + marker[1:])
-    return HEADER.format(vs=vs) + text
-
-
-def split_vs_rs(argv: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
-    """--vs and every --rs out of a `care` command line, and the flags that remain."""
-    vs: str | None = None
-    rs: list[str] = []
-    rest: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        flag, eq, value = arg.partition("=")
-        if flag in ("--vs", "--rs"):
-            if not eq:
-                if i + 1 >= len(args):
-                    raise BadInput(f"{flag}: option requires an argument")
-                value = args[i + 1]
-                i += 1
-            if flag == "--vs":
-                vs = value
-            else:
-                rs.append(value)
-        else:
-            rest.append(arg)
-        i += 1
-    return vs, rs, rest
-
-
-@click.command(
-    "manifest",
-    context_settings={
-        "ignore_unknown_options": True,
-        "help_option_names": ["-h", "--help"],
-        "max_content_width": 100,
-    },
-)
-@click.option(
-    "--image", default=DEFAULT_IMAGE, show_default=True, help="Container image with lvscare."
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True),
-    default=None,
-    help="Write here (e.g. /etc/kubernetes/manifests/kube-lvscare.yaml) instead of stdout.",
-)
-@click.option("--name", default=DEFAULT_NAME, show_default=True, help="Pod name.")
-@click.option(
-    "--unprivileged",
-    is_flag=True,
-    help="NET_ADMIN and SYS_MODULE instead of privileged; lvscare then cannot set sysctls.",
-)
-@click.argument("care_args", nargs=-1, type=click.UNPROCESSED)
-def manifest_command(
-    image: str, output: str | None, name: str, unprivileged: bool, care_args: tuple[str, ...]
-) -> None:
-    """Print the static pod that runs `lvscare care` with CARE_ARGS on every node.
-
-    CARE_ARGS are the flags of `lvscare care`, checked the same way, e.g.:
-
-    \b
-      lvscare manifest --image registry.example/lvscare-py:0.1.0 \\
-        --vs 10.103.97.2:6443 --rs 192.168.0.2:6443 --rs 192.168.0.3:6443 -o kube-lvscare.yaml
-    """
-    try:
-        vs, rs, rest = split_vs_rs(care_args)
-        text = render_static_pod(
-            vs or f"{DEFAULT_VIP}:6443",
-            rs,
-            image,
-            care_args=rest,
-            name=name,
-            unprivileged=unprivileged,
-        )
-    except BadInput as e:
-        click.echo(f"lvscare: {e}", err=True)
-        raise SystemExit(e.exit_code) from None
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    with open(output, "w") as f:
-        f.write(text)
+    return HEADER.format(vs=config.vs) + text

@@ -1,4 +1,5 @@
-"""Making the VIP reachable for local processes: a dummy link with the VIP, or a route.
+"""The rtnetlink operations that make the VIP reachable for local processes: a dummy link
+with the VIP, or a route. Which of them a mode uses is decided once, in vip.py.
 
 Link mode mirrors kube-proxy's kube-ipvs0: VIP/32 on a dummy interface makes the VIP a
 local address, so the kernel routes locally generated connections into IPVS; because the
@@ -21,7 +22,7 @@ import structlog
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from lvscare.endpoint import IPAddress
+from lvscare.address import IPAddress
 
 log = structlog.get_logger("lvscare.hostnet")
 

@@ -18,11 +18,11 @@ from pyroute2 import AsyncIPVS, IPVSDest, IPVSService
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lvscare.errors import KernelUnavailable
-from lvscare.table import FWD_MASQ, Dest, DestState, Op, Service, ServiceState
+from lvscare.kernel.table import FWD_MASQ, Dest, DestState, Op, Service, ServiceState
 
 
-class Proxier(Protocol):
-    """What the daemon needs from the kernel table; kept small so logic tests need no kernel."""
+class IPVSTable(Protocol):
+    """The door to one virtual service's table; kept small so logic tests need no kernel."""
 
     async def read(self, service: Service) -> ServiceState | None: ...
 
@@ -65,7 +65,7 @@ def kernel_error(e: NetlinkError, what: str) -> Exception:
     return RuntimeError(f"{what}: {e}")
 
 
-class IPVSKernel:
+class NetlinkIPVS:
     """AsyncIPVS wrapper; `open()` proves IPVS is usable before anything else happens."""
 
     def __init__(self) -> None:
@@ -86,7 +86,7 @@ class IPVSKernel:
 
     def _ipvs(self) -> AsyncIPVS:
         if self._sock is None:
-            raise RuntimeError("IPVSKernel used before open()")
+            raise RuntimeError("NetlinkIPVS used before open()")
         return self._sock
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from lvscare.endpoint import IPAddress
+from lvscare.address import IPAddress
 
 TABLE = "lvscare"
 

@@ -11,23 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bootstrap import kubeadm as kubeadm_mod
-from bootstrap import lvscare_rules
 from bootstrap.errors import StepFailed
-from bootstrap.hosts import managed_line
+from bootstrap.host import kubeadm as kubeadm_mod
+from bootstrap.host import lvscare_rules
+from bootstrap.host.hosts import managed_line
+from bootstrap.host.kubeadm_config import ClusterSpec, default_template, render
 from bootstrap.inputs import parse_version
-from bootstrap.kubeadm_config import ClusterSpec, default_template, render
-from tests.bootstrap.conftest import (
-    CA_HASH,
-    CERT_KEY,
-    INIT_OUTPUT,
-    ODD_HOSTS,
-    TOKEN,
-    Kubeadm,
-    Rules,
-    Tree,
-    run,
-)
+from bootstrap.join import Join
+from tests.support.host_tree import ODD_HOSTS, Rules, Tree, run
+from tests.support.kubeadm import CA_HASH, CERT_KEY, INIT_OUTPUT, TOKEN, Kubeadm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MASTERS = ["--master", "192.168.0.2", "--master", "192.168.0.3", "--master", "192.168.0.4"]
@@ -66,7 +58,7 @@ def copy_cluster_cas(tree: Tree, tmp_path: Path) -> None:
     """What issue 5 does over SFTP: master0's shared CA files onto the joining master."""
     out = run(*MASTER0)
     assert out.exit_code == 0, out.output
-    from bootstrap.pki import SHARED_FILES
+    from bootstrap.host.pki import SHARED_FILES
 
     shared = {name: (tree.pki / name).read_bytes() for name in SHARED_FILES}
     for path in sorted(tree.root.rglob("*"), reverse=True):
@@ -175,7 +167,7 @@ def test_master0_with_a_sealos_template_gives_kubeadm_that_yaml_and_certs_its_na
     ]
     from cryptography import x509
 
-    from bootstrap.pki import cert_names
+    from bootstrap.host.pki import cert_names
 
     cert = x509.load_pem_x509_certificate((tree.pki / "apiserver.crt").read_bytes())
     assert "k8s.example.com" in cert_names(cert)[0]
@@ -195,7 +187,7 @@ def test_master0_without_version_asks_the_kubeadm_on_path(
 
 def test_join_info_is_parsed_from_real_shaped_output() -> None:
     info = kubeadm_mod.parse_init_output(INIT_OUTPUT)
-    assert info == kubeadm_mod.JoinInfo("apiserver.cluster.local:6443", TOKEN, CA_HASH, CERT_KEY)
+    assert info == Join(TOKEN, CA_HASH, CERT_KEY, "apiserver.cluster.local:6443")
     with pytest.raises(StepFailed, match="no --token"):
         kubeadm_mod.parse_init_output(
             "kubeadm join x:6443 --discovery-token-ca-cert-hash " + CA_HASH

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bootstrap import gotemplate
-from bootstrap.gotemplate import TemplateError, render
+from bootstrap.host import gotemplate
+from bootstrap.host.gotemplate import TemplateError, render
+from bootstrap.host.kubeadm_config import ClusterSpec
 from bootstrap.inputs import parse_version
-from bootstrap.kubeadm_config import ClusterSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MASTERS = ["192.168.0.2", "192.168.0.3", "192.168.0.4"]

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bootstrap import fsutil, hosts
-from bootstrap.hosts import remove_entry, set_entry
-from tests.bootstrap.conftest import ODD_HOSTS
+from bootstrap import fsutil
+from bootstrap.host import hosts
+from bootstrap.host.hosts import remove_entry, set_entry
+from tests.support.host_tree import ODD_HOSTS
 
 OURS = b"10.103.97.2 apiserver.cluster.local # lvscare-py"
 

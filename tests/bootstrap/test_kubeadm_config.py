@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from bootstrap.errors import BadInput
+from bootstrap.host.kubeadm_config import ClusterSpec, default_template, facts, render
 from bootstrap.inputs import parse_version
-from bootstrap.kubeadm_config import ClusterSpec, default_template, facts, render
-from tests.bootstrap.conftest import run
+from tests.support.host_tree import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MASTERS = ("192.168.0.2", "192.168.0.3", "192.168.0.4")

@@ -15,9 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bootstrap import pki
-from bootstrap.kubeadm_config import ConfigFacts
-from tests.bootstrap.conftest import CA_HASH, TOKEN, Kubeadm, Tree, run
+from bootstrap.host import pki
+from bootstrap.host.kubeadm_config import ConfigFacts
+from tests.support.host_tree import Tree, run
+from tests.support.kubeadm import CA_HASH, TOKEN, Kubeadm
 
 SERVER, CLIENT = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
 MASTERS = ["--master", "192.168.0.2", "--master", "192.168.0.3", "--master", "192.168.0.4"]

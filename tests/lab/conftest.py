@@ -5,26 +5,21 @@ A kernel test outside the lab VM FAILS (never skips): a lab that cannot run must
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `from tests.lab.labnet import ...` works however pytest started
-    sys.path.insert(0, str(ROOT))
-
-from tests.lab.labnet import (  # noqa: E402
+from tests.support.lab_lvscare import LVSCARE, VS, CareFn, care_argv
+from tests.support.labnet import (
     Lab,
     LabError,
+    LabFactory,
     LabProcess,
+    SpawnFn,
     lab_unavailable_reason,
     sh,
 )
-
-SpawnFn = Callable[..., LabProcess]
-LabFactory = Callable[..., Lab]
 
 
 class _Shared:
@@ -114,6 +109,28 @@ def spawn(lab: Lab, tmp_path: Path) -> SpawnFn:
         log = tmp_path / f"{name}-{counter[0]}.log"
         counter[0] += 1
         return lab.spawn(argv, log, env)
+
+    return start
+
+
+@pytest.fixture
+def care(lab: Lab, spawn: SpawnFn) -> CareFn:
+    """``care(*flags)``: `lvscare care` on the lab's VIP and masters with just these flags.
+
+    ``vs`` and ``rs_flags`` (``["--rs", ADDR, ...]``) replace the lab's VIP and masters,
+    ``command`` the lvscare command (the blocking test hook), ``env`` adds to its environment.
+    The lab's reset stops it and restores the kernel (table, links, nft, sysctls).
+    """
+
+    def start(
+        *flags: str,
+        vs: str = VS,
+        rs_flags: Sequence[str] | None = None,
+        command: Sequence[str] = LVSCARE,
+        env: dict[str, str] | None = None,
+    ) -> LabProcess:
+        rs = lab.rs_args() if rs_flags is None else rs_flags
+        return spawn(care_argv(rs, *flags, vs=vs, command=command), name="lvscare", env=env)
 
     return start
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootstrap.conftest import CA_HASH, TOKEN, Kubeadm, Tree, kubeadm, run, tree
-from tests.lab.labnet import Lab, ipvs_table, ipvsadm_table
+from tests.support.host_tree import Tree, run, tree
+from tests.support.kubeadm import CA_HASH, TOKEN, Kubeadm, kubeadm
+from tests.support.labnet import Lab, ipvs_table, ipvsadm_table
 
 __all__ = ["kubeadm", "tree"]  # fixtures, imported for this module's tests
 

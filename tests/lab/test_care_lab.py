@@ -8,56 +8,18 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
-from tests.lab.conftest import SpawnFn
-from tests.lab.labnet import Lab, LabProcess, connect_via, hold_connection, ipvs_table, wait_for
-from tests.lab.lvscare_proc import LVSCARE, run_lvscare
+from tests.support.lab_lvscare import KEY, LVSCARE, PORT, VIP, CareFn, all_up, dests, run_lvscare
+from tests.support.labnet import Lab, connect_via, hold_connection, ipvs_table
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kernel
 
-VIP = "10.103.97.2"
 VIP6 = "fd00::2"
-PORT = 6443
-KEY = (VIP, PORT)
 # Generous timeout: the lab runs under software emulation, where a TLS probe can take a second.
 FAST = ["--interval", "1", "--health-timeout", "3"]
-
-
-def rs_args(lab: Lab, v6: bool = False) -> list[str]:
-    return lab.rs_args(v6=v6)
-
-
-def dests(key: tuple[str, int] = KEY) -> dict[str, int]:
-    """{real server ip: weight} of our virtual service, {} if it is missing."""
-    table = ipvs_table()
-    service = table.get(key)
-    return {} if service is None else {addr: w for (addr, _port), w in service["dests"].items()}
-
-
-def all_up(lab: Lab) -> dict[str, int]:
-    return {m.ip: 1 for m in lab.masters}
-
-
-class CareFn(Protocol):
-    def __call__(self, *extra: str, args: list[str] | None = None) -> LabProcess: ...
-
-
-@pytest.fixture
-def care(lab: Lab, spawn: SpawnFn) -> CareFn:
-    """Start `lvscare care` (default: the lab's VIP and masters, 1 s interval) plus `extra`.
-
-    The lab stops every daemon and restores the kernel (table, links, nft, sysctls) after
-    each test.
-    """
-
-    def start(*extra: str, args: list[str] | None = None) -> LabProcess:
-        argv = args if args is not None else ["care", "--vs", f"{VIP}:{PORT}", *rs_args(lab), *FAST]
-        return spawn([*LVSCARE, *argv, *extra], name="lvscare")
-
-    return start
 
 
 # -- 3, 12: the loop with the exact sealos arguments ----------------------------------------
@@ -66,19 +28,8 @@ def care(lab: Lab, spawn: SpawnFn) -> CareFn:
 def test_sealos_manifest_arguments_keep_all_healthy_masters_in_the_table(
     lab: Lab, care: CareFn
 ) -> None:
-    d = care(
-        args=[
-            "care",
-            "--vs",
-            f"{VIP}:{PORT}",
-            "--health-path",
-            "/healthz",
-            "--health-schem",
-            "https",
-            *rs_args(lab),
-        ]
-    )
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    d = care("--health-path", "/healthz", "--health-schem", "https", *lab.rs_args(), rs_flags=[])
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     assert ipvs_table()[KEY]["scheduler"] == "rr"
     reached = {connect_via(VIP, PORT) for _ in range(9)}
     assert reached == {m.name for m in lab.masters}
@@ -88,11 +39,11 @@ def test_sealos_manifest_arguments_keep_all_healthy_masters_in_the_table(
 def test_killed_master_is_drained_then_removed_and_traffic_avoids_it(
     lab: Lab, care: CareFn
 ) -> None:
-    d = care()
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    d = care(*FAST)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     victim = lab.masters[1]
     victim.kill()
-    assert wait_for(lambda: victim.ip not in dests(), 60), dests()
+    assert wait_until(lambda: victim.ip not in dests(), 60), dests()
     # The weight-0 step can be shorter than a table poll here: the daemon's log says what it did.
     ops = [e["op"] for e in d.find("ipvs change") if victim.ip in e["op"]]
     assert ops[-2:] == [f"set-dest {victim.ip}:{PORT} weight=0", f"del-dest {victim.ip}:{PORT}"]
@@ -104,44 +55,44 @@ def test_killed_master_is_drained_then_removed_and_traffic_avoids_it(
     changes = d.find("real server state changed", rs=f"{victim.ip}:{PORT}")
     assert [(c["old"], c["new"]) for c in changes][:2] == [("up", "draining"), ("draining", "down")]
     victim.start()
-    assert wait_for(lambda: dests() == all_up(lab), 180), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     assert d.find("real server state changed", rs=f"{victim.ip}:{PORT}", old="down", new="up")
 
 
 def test_blackholed_master_times_out_and_is_drained(lab: Lab, care: CareFn) -> None:
-    d = care()
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    d = care(*FAST)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     victim = lab.masters[0]
     victim.blackhole()
     try:
-        assert wait_for(lambda: victim.ip not in dests(), 30), dests()
+        assert wait_until(lambda: victim.ip not in dests(), 30), dests()
         assert d.find("probe failed", rs=f"{victim.ip}:{PORT}", reason="timeout")
     finally:
         victim.unblackhole()
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
 
 
 def test_master_answering_500_is_drained_and_the_log_carries_the_body(
     lab: Lab, care: CareFn
 ) -> None:
-    d = care()
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    d = care(*FAST)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     sick = lab.masters[2]
     sick.set_mode("fail")
-    assert wait_for(lambda: sick.ip not in dests(), 30), dests()
+    assert wait_until(lambda: sick.ip not in dests(), 30), dests()
     failure = d.find("probe failed", rs=f"{sick.ip}:{PORT}", reason="status")[0]
     assert failure["detail"].startswith("HTTP 500: ")
     assert "healthz check failed" in failure["detail"] or "failed" in failure["detail"]
     sick.set_mode("ok")
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
 
 
 def test_rise_and_fall_need_consecutive_results(lab: Lab, care: CareFn) -> None:
-    d = care("--rise", "3", "--fall", "2")
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    d = care(*FAST, "--rise", "3", "--fall", "2")
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     m = lab.masters[0]
     m.set_mode("fail")
-    assert wait_for(lambda: m.ip not in dests(), 30)
+    assert wait_until(lambda: m.ip not in dests(), 30)
     fails_before_drain = [
         e
         for e in d.events()
@@ -149,24 +100,24 @@ def test_rise_and_fall_need_consecutive_results(lab: Lab, care: CareFn) -> None:
     ]
     assert len(fails_before_drain) >= 3  # 2 to drain, 1 more to remove
     m.set_mode("ok")
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     up = d.find("real server state changed", rs=f"{m.ip}:{PORT}", new="up")
     assert up
 
 
 def test_changes_made_by_anyone_else_are_repaired(lab: Lab, care: CareFn) -> None:
-    care()
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    care(*FAST)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     vs = f"{VIP}:{PORT}"
     subprocess.run(["ipvsadm", "-C"], check=True)
-    assert wait_for(lambda: dests() == all_up(lab), 30)
+    assert wait_until(lambda: dests() == all_up(lab), 30)
     subprocess.run(["ipvsadm", "-a", "-t", vs, "-r", "198.18.0.99:6443", "-m"], check=True)
     subprocess.run(
         ["ipvsadm", "-e", "-t", vs, "-r", f"{lab.masters[0].ip}:6443", "-m", "-w", "7"], check=True
     )
     subprocess.run(["ipvsadm", "-d", "-t", vs, "-r", f"{lab.masters[1].ip}:6443"], check=True)
     subprocess.run(["ipvsadm", "-E", "-t", vs, "-s", "wlc"], check=True)
-    assert wait_for(lambda: dests() == all_up(lab) and ipvs_table()[KEY]["scheduler"] == "rr", 30)
+    assert wait_until(lambda: dests() == all_up(lab) and ipvs_table()[KEY]["scheduler"] == "rr", 30)
 
 
 # -- 2: TLS verification with the cluster CA and hostnames -----------------------------------
@@ -175,16 +126,14 @@ def test_changes_made_by_anyone_else_are_repaired(lab: Lab, care: CareFn) -> Non
 def test_cluster_ca_verifies_masters_and_a_foreign_ca_fails_them(
     lab: Lab, care: CareFn, tmp_path: Path
 ) -> None:
-    care("--health-ca-file", str(lab.ca_file), "--health-insecure-skip-verify=false")
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    care(*FAST, "--health-ca-file", str(lab.ca_file), "--health-insecure-skip-verify=false")
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     import trustme
 
     other = tmp_path / "other-ca.crt"
     trustme.CA().cert_pem.write_to_path(str(other))
-    d2 = care(
-        "--health-ca-file", str(other), args=["care", "--vs", f"{VIP}:7443", *rs_args(lab), *FAST]
-    )
-    assert wait_for(lambda: bool(d2.find("probe failed", reason="tls")), 180)
+    d2 = care(*FAST, "--health-ca-file", str(other), vs=f"{VIP}:7443")
+    assert wait_until(lambda: bool(d2.find("probe failed", reason="tls")), 180)
 
 
 def test_hostname_real_server_follows_its_address(lab: Lab, care: CareFn) -> None:
@@ -193,12 +142,10 @@ def test_hostname_real_server_follows_its_address(lab: Lab, care: CareFn) -> Non
     a, b = lab.masters[0], lab.masters[1]
     hosts.write_text(original + f"\n{a.ip} master-x.lab\n")
     try:
-        care(
-            args=["care", "--vs", f"{VIP}:{PORT}", "--rs", "master-x.lab:6443", "--interval", "0.5"]
-        )
-        assert wait_for(lambda: dests() == {a.ip: 1}, 180), dests()
+        care("--interval", "0.5", rs_flags=["--rs", "master-x.lab:6443"])
+        assert wait_until(lambda: dests() == {a.ip: 1}, 180), dests()
         hosts.write_text(original + f"\n{b.ip} master-x.lab\n")
-        assert wait_for(lambda: dests() == {b.ip: 1}, 60), dests()
+        assert wait_until(lambda: dests() == {b.ip: 1}, 60), dests()
     finally:
         hosts.write_text(original)
 
@@ -209,15 +156,15 @@ def test_hostname_real_server_follows_its_address(lab: Lab, care: CareFn) -> Non
 def test_connection_survives_kill_9_and_restart_and_restart_changes_nothing(
     lab: Lab, care: CareFn
 ) -> None:
-    first = care()
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    first = care(*FAST)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     held = hold_connection(VIP, PORT)
     before = ipvs_table()
     first.kill()
-    second = care("--health-address", "127.0.0.1:0")
-    assert wait_for(lambda: len(second.find("lvscare started")) == 1, 120)
+    second = care(*FAST, "--health-address", "127.0.0.1:0")
+    assert wait_until(lambda: len(second.find("lvscare started")) == 1, 120)
     # Let it run several rounds, then check it never touched the table.
-    assert not wait_for(lambda: bool(second.find("ipvs change")), 6)
+    assert not wait_until(lambda: bool(second.find("ipvs change")), 6)
     assert ipvs_table() == before
     assert held.alive()
     held.close()
@@ -225,8 +172,8 @@ def test_connection_survives_kill_9_and_restart_and_restart_changes_nothing(
 
 def test_sigterm_exits_0_at_once_and_leaves_the_table(lab: Lab, care: CareFn) -> None:
     lab.masters[0].set_mode("hang")
-    d = care("--health-timeout", "30s")  # a probe in flight that would take 30 s
-    assert wait_for(lambda: KEY in ipvs_table(), 120)
+    d = care(*FAST, "--health-timeout", "30s")  # a probe in flight that would take 30 s
+    assert wait_until(lambda: KEY in ipvs_table(), 120)
     before = ipvs_table()
     start = time.monotonic()
     stopped = d.stop(signal.SIGTERM, timeout=20)
@@ -234,8 +181,8 @@ def test_sigterm_exits_0_at_once_and_leaves_the_table(lab: Lab, care: CareFn) ->
     assert stopped.code == 0 and not stopped.killed
     assert ipvs_table() == before
     lab.masters[0].set_mode("ok")
-    d2 = care()
-    assert wait_for(lambda: bool(d2.find("lvscare started")), 120)
+    d2 = care(*FAST)
+    assert wait_until(lambda: bool(d2.find("lvscare started")), 120)
     assert d2.stop(signal.SIGINT).code == 0
 
 
@@ -245,8 +192,8 @@ def test_sigterm_exits_0_at_once_and_leaves_the_table(lab: Lab, care: CareFn) ->
 def test_link_mode_puts_the_vip_on_a_dummy_and_masquerades_local_traffic(
     lab: Lab, care: CareFn
 ) -> None:
-    care("--mode", "link", "-i", "lvscare")
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    care(*FAST, "--mode", "link", "-i", "lvscare")
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     link = subprocess.run(
         ["ip", "-d", "addr", "show", "dev", "lvscare"], capture_output=True, text=True
     )
@@ -261,8 +208,8 @@ def test_link_mode_puts_the_vip_on_a_dummy_and_masquerades_local_traffic(
 
 
 def test_route_mode_adds_a_route_via_ip(lab: Lab, care: CareFn) -> None:
-    care("--mode", "route", "--ip", lab.gateway)
-    assert wait_for(lambda: dests() == all_up(lab), 180)
+    care(*FAST, "--mode", "route", "--ip", lab.gateway)
+    assert wait_until(lambda: dests() == all_up(lab), 180)
     route = subprocess.run(["ip", "route", "show", f"{VIP}/32"], capture_output=True, text=True)
     assert f"via {lab.gateway}" in route.stdout
     reached = {connect_via(VIP, PORT) for _ in range(9)}
@@ -277,7 +224,7 @@ def test_run_once_creates_every_real_server_without_probing_and_clean_removes_al
         m.kill()  # run-once must not care
     try:
         proc = run_lvscare(
-            "care", "--vs", f"{VIP}:{PORT}", *rs_args(lab), "--mode", "link", "--run-once"
+            "care", "--vs", f"{VIP}:{PORT}", *lab.rs_args(), "--mode", "link", "--run-once"
         )
         assert proc.returncode == 0, proc.stderr
         assert dests() == all_up(lab)
@@ -300,7 +247,7 @@ def test_run_once_creates_every_real_server_without_probing_and_clean_removes_al
 def test_missing_cap_net_admin_is_one_clear_line_and_exit_code_1(lab: Lab) -> None:
     proc = subprocess.run(
         ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--",
-         *run_lvscare_argv("care", "--vs", f"{VIP}:{PORT}", *rs_args(lab), "--run-once")],
+         *LVSCARE, "care", "--vs", f"{VIP}:{PORT}", *lab.rs_args(), "--run-once"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
@@ -308,21 +255,17 @@ def test_missing_cap_net_admin_is_one_clear_line_and_exit_code_1(lab: Lab) -> No
     assert "CAP_NET_ADMIN" in last and "Traceback" not in proc.stderr
 
 
-def run_lvscare_argv(*args: str) -> list[str]:
-    return [*LVSCARE, *args]
-
-
 # -- 10: IPv6 --------------------------------------------------------------------------------
 
 
 def test_ipv6_virtual_server_reaches_ipv6_masters(lab: Lab, care: CareFn) -> None:
-    care(args=["care", "--vs", f"[{VIP6}]:{PORT}", *rs_args(lab, v6=True), *FAST])
+    care(*FAST, vs=f"[{VIP6}]:{PORT}", rs_flags=lab.rs_args(v6=True))
     key6 = (VIP6, PORT)
-    assert wait_for(lambda: dests(key6) == {m.ip6: 1 for m in lab.masters}, 60), ipvs_table()
+    assert wait_until(lambda: dests(key6) == {m.ip6: 1 for m in lab.masters}, 60), ipvs_table()
     reached = {connect_via(VIP6, PORT) for _ in range(9)}
     assert reached == {m.name for m in lab.masters}
     lab.masters[0].kill()
-    assert wait_for(lambda: lab.masters[0].ip6 not in dests(key6), 30)
+    assert wait_until(lambda: lab.masters[0].ip6 not in dests(key6), 30)
     lab.masters[0].start()
 
 
@@ -336,7 +279,7 @@ def test_missing_ipvs_modules_are_loaded(lab: Lab) -> None:
     subprocess.run(["modprobe", "-r", *ipvs_mods, "ip_vs"], check=True)
     assert not os.path.isdir("/sys/module/ip_vs")
     proc = run_lvscare(
-        "care", "--vs", f"{VIP}:{PORT}", *rs_args(lab), "--scheduler", "wrr", "--run-once"
+        "care", "--vs", f"{VIP}:{PORT}", *lab.rs_args(), "--scheduler", "wrr", "--run-once"
     )
     assert proc.returncode == 0, proc.stderr
     assert os.path.isdir("/sys/module/ip_vs") and os.path.isdir("/sys/module/ip_vs_wrr")

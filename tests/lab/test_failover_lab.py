@@ -13,33 +13,20 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.lab.conftest import SpawnFn
-from tests.lab.labnet import (
+from tests.support.lab_lvscare import KEY, PORT, VIP, CareFn, all_up, dests
+from tests.support.labnet import (
     ConnectFailed,
     Lab,
-    LabProcess,
     Master,
     connect_via,
     ipvs_table,
-    wait_for,
 )
-from tests.lab.lvscare_proc import LVSCARE
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kernel
 
-VIP, PORT = "10.103.97.2", 6443
-KEY = (VIP, PORT)
 ENDPOINT = "http://127.0.0.1:10271"  # the default --health-address
 FAIL_OPEN = "every real server looks down: failing open, all stay in the table"
-
-
-def dests() -> dict[str, int]:
-    service = ipvs_table().get(KEY)
-    return {} if service is None else {a: w for (a, _p), w in service["dests"].items()}
-
-
-def all_up(lab: Lab) -> dict[str, int]:
-    return {m.ip: 1 for m in lab.masters}
 
 
 def drained(ip: str) -> bool:
@@ -74,28 +61,12 @@ def sysctl(name: str) -> str:
     return Path("/proc/sys", *name.split(".")).read_text().strip()
 
 
-@pytest.fixture
-def care(lab: Lab, spawn: SpawnFn) -> LabProcessStarter:
-    return LabProcessStarter(lab, spawn)
-
-
-class LabProcessStarter:
-    """`care(*flags)`: lvscare care on the lab's VIP and masters with just these flags."""
-
-    def __init__(self, lab: Lab, spawn: SpawnFn) -> None:
-        self.lab, self.spawn = lab, spawn
-
-    def __call__(self, *flags: str) -> LabProcess:
-        argv = [*LVSCARE, "care", "--vs", f"{VIP}:{PORT}", *self.lab.rs_args(), *flags]
-        return self.spawn(argv, name="lvscare")
-
-
 def test_a_crash_is_drained_by_the_watch_before_any_round_and_idle_closes_drain_nothing(
-    lab: Lab, care: LabProcessStarter
+    lab: Lab, care: CareFn
 ) -> None:
     # One round at start, the next in 10 minutes; --fall 3: rounds cannot be what drains.
     d = care("--interval", "600", "--health-timeout", "3", "--fall", "3")
-    assert wait_for(lambda: dests() == all_up(lab), 180), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     # The fake apiserver, like kube-apiserver, closes a connection that never starts TLS
     # (after 10 s): each master's watch connection ends that way while it is healthy.
     keys = {m: f"{m.ip}:{PORT}" for m in lab.masters}
@@ -103,16 +74,16 @@ def test_a_crash_is_drained_by_the_watch_before_any_round_and_idle_closes_drain_
     def lost(m: Master) -> float:
         return metric("lvscare_watch_connections_lost_total", rs=keys[m])
 
-    assert wait_for(lambda: all(lost(m) >= 2 for m in lab.masters), 90)
+    assert wait_until(lambda: all(lost(m) >= 2 for m in lab.masters), 90)
     assert dests() == all_up(lab)
     assert d.find("real server state changed") == []
     assert rounds() == 1
-    assert wait_for(lambda: all(watched()), 30)
+    assert wait_until(lambda: all(watched()), 30)
 
     victim = lab.masters[1]
     t0 = time.monotonic()
     victim.kill()
-    assert wait_for(lambda: drained(victim.ip), 60), dests()
+    assert wait_until(lambda: drained(victim.ip), 60), dests()
     print(f"killed master at weight 0 after {time.monotonic() - t0:.3f} s (as seen by polling)")
     assert rounds() == 1  # no round ran: the watch did it
     changes = d.find("real server state changed", rs=keys[victim])
@@ -125,30 +96,30 @@ def test_a_crash_is_drained_by_the_watch_before_any_round_and_idle_closes_drain_
 
 
 def test_blackholed_and_hung_masters_are_drained_with_the_default_timeout(
-    lab: Lab, care: LabProcessStarter
+    lab: Lab, care: CareFn
 ) -> None:
     d = care("--interval", "1")  # and the default --health-timeout
-    assert wait_for(lambda: dests() == all_up(lab), 180), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     silent, hung = lab.masters[0], lab.masters[2]
 
     effective = silent.blackhole()
     try:
-        assert wait_for(lambda: drained(silent.ip), 60), dests()
+        assert wait_until(lambda: drained(silent.ip), 60), dests()
         print(f"blackholed master drained after {time.time() - effective:.3f} s")
     finally:
         silent.unblackhole()
     assert d.find("probe failed", rs=f"{silent.ip}:{PORT}", reason="timeout")
-    assert wait_for(lambda: dests() == all_up(lab), 120), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 120), dests()
 
     t0 = time.monotonic()
     hung.set_mode("hang")  # accepts TCP and TLS, never answers /healthz
     try:
-        assert wait_for(lambda: drained(hung.ip), 60), dests()
+        assert wait_until(lambda: drained(hung.ip), 60), dests()
         print(f"hung master drained after {time.monotonic() - t0:.3f} s")
     finally:
         hung.set_mode("ok")
     assert d.find("probe failed", rs=f"{hung.ip}:{PORT}", reason="timeout")
-    assert wait_for(lambda: dests() == all_up(lab), 120), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 120), dests()
 
 
 class Client:
@@ -176,24 +147,22 @@ class Client:
         self._thread.join(10)
 
 
-def test_no_new_connection_fails_once_a_killed_master_is_drained(
-    lab: Lab, care: LabProcessStarter
-) -> None:
+def test_no_new_connection_fails_once_a_killed_master_is_drained(lab: Lab, care: CareFn) -> None:
     care("--interval", "1", "--health-timeout", "3")
-    assert wait_for(lambda: dests() == all_up(lab), 180), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     # As kube-proxy sets them: old connection entries never route new connections to a
     # drained or removed server.
     assert sysctl("net.ipv4.vs.expire_nodest_conn") == "1"
     assert sysctl("net.ipv4.vs.expire_quiescent_template") == "1"
     victim = lab.masters[0]
     with Client() as client:
-        assert wait_for(lambda: len(client.attempts) >= 5, 60)
+        assert wait_until(lambda: len(client.attempts) >= 5, 60)
         victim.kill()
-        assert wait_for(lambda: drained(victim.ip), 60), dests()
+        assert wait_until(lambda: drained(victim.ip), 60), dests()
         seen_drained = time.monotonic()
-        assert wait_for(lambda: victim.ip not in dests(), 60), dests()
+        assert wait_until(lambda: victim.ip not in dests(), 60), dests()
         count = len(client.attempts)
-        assert wait_for(lambda: len(client.attempts) >= count + 20, 120)
+        assert wait_until(lambda: len(client.attempts) >= count + 20, 120)
     before = [r for t, r in client.attempts if t < seen_drained and r.startswith("failed")]
     after = [(t, r) for t, r in client.attempts if t >= seen_drained]
     print(f"failed connects before the drain was seen: {len(before)} {before[:3]}")
@@ -203,23 +172,23 @@ def test_no_new_connection_fails_once_a_killed_master_is_drained(
 
 
 def test_every_master_down_fails_open_and_the_first_one_back_drains_the_others(
-    lab: Lab, care: LabProcessStarter
+    lab: Lab, care: CareFn
 ) -> None:
     d = care("--interval", "1", "--health-timeout", "3")  # --all-down keep: the default
-    assert wait_for(lambda: dests() == all_up(lab), 180), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     assert metric("lvscare_fail_open") == 0
     for m in lab.masters:
         m.kill()
-    assert wait_for(lambda: bool(d.find(FAIL_OPEN)), 60)
+    assert wait_until(lambda: bool(d.find(FAIL_OPEN)), 60)
     start = rounds()
-    assert wait_for(lambda: rounds() >= start + 3, 60)
+    assert wait_until(lambda: rounds() >= start + 3, 60)
     assert dests() == all_up(lab)  # kept at their weights, round after round
     assert metric("lvscare_fail_open") == 1
     assert json.loads(get("/status"))["fail_open"] is True
 
     back = lab.masters[1]
     back.start()
-    assert wait_for(lambda: dests() == {back.ip: 1}, 120), dests()
+    assert wait_until(lambda: dests() == {back.ip: 1}, 120), dests()
     assert d.find("a real server is healthy again: fail-open ended")
     assert metric("lvscare_fail_open") == 0
     for m in lab.masters:
@@ -230,14 +199,14 @@ def test_every_master_down_fails_open_and_the_first_one_back_drains_the_others(
 
 
 def test_all_down_drain_empties_the_table_and_refills_it_as_masters_return(
-    lab: Lab, care: LabProcessStarter
+    lab: Lab, care: CareFn
 ) -> None:
     d = care("--interval", "1", "--health-timeout", "3", "--all-down", "drain")
-    assert wait_for(lambda: dests() == all_up(lab), 180), dests()
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     for m in lab.masters:
         m.kill()
-    assert wait_for(lambda: KEY in ipvs_table() and dests() == {}, 60), dests()
+    assert wait_until(lambda: KEY in ipvs_table() and dests() == {}, 60), dests()
     assert not d.find(FAIL_OPEN)
     first = lab.masters[2]
     first.start()
-    assert wait_for(lambda: dests() == {first.ip: 1}, 120), dests()
+    assert wait_until(lambda: dests() == {first.ip: 1}, 120), dests()

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import SpawnFn
-from tests.lab.labnet import (
+from tests.support.labnet import (
     API_PORT,
     VM_MARKER_ENV,
     ConnectFailed,
     Lab,
     Master,
     Service,
+    SpawnFn,
     connect_via,
     hold_connection,
     https_get,
@@ -31,8 +31,8 @@ from tests.lab.labnet import (
     lab_unavailable_reason,
     reach,
     sh,
-    wait_for,
 )
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -147,8 +147,8 @@ def test_blackhole_makes_connects_time_out_and_unblackhole_restores(lab: Lab) ->
     assert other.get("/healthz").status == 200
     m.unblackhole()
     assert not m.blackholed
-    assert wait_for(partial(healthy, m), 30)
-    assert wait_for(lambda: m.get("/healthz", v6=True, timeout=2).status == 200, 30)
+    assert wait_until(partial(healthy, m), 30)
+    assert wait_until(lambda: m.get("/healthz", v6=True, timeout=2).status == 200, 30)
 
 
 def test_kill_refuses_connections_and_start_brings_the_master_back(lab: Lab) -> None:
@@ -307,7 +307,7 @@ def test_reset_removes_what_a_test_left_behind(lab: Lab, vip4: str) -> None:
     assert Path("/proc/sys/net/ipv4/vs/conntrack").read_text().strip() == "0"
     for m in lab.masters:
         assert m.running() and not m.blackholed and m.mode == "ok"
-        assert wait_for(partial(healthy, m), 30)
+        assert wait_until(partial(healthy, m), 30)
         assert "default via" in m.exec("ip", "route").stdout
 
 
@@ -318,7 +318,7 @@ def test_spawn_captures_stderr_and_stop_reports_the_exit_code(lab: Lab, spawn: S
         "while :; do sleep 0.1; done"
     )
     p = spawn(["sh", "-c", script], name="fake-daemon")
-    assert wait_for(lambda: p.find("started", n=1), 30)
+    assert wait_until(lambda: p.find("started", n=1), 30)
     assert p.running()
     assert p.events()[1] == {"event": "<text>", "text": "plain text"}
     stopped = p.stop()
@@ -330,7 +330,7 @@ def test_spawn_captures_stderr_and_stop_reports_the_exit_code(lab: Lab, spawn: S
         ["sh", "-c", "trap '' TERM; echo ignoring >&2; while :; do sleep 0.1; done"],
         name="stubborn",
     )
-    assert wait_for(lambda: stubborn.lines() == ["ignoring"], 30)  # the trap is set
+    assert wait_until(lambda: stubborn.lines() == ["ignoring"], 30)  # the trap is set
     stopped = stubborn.stop(timeout=1)
     assert (stopped.code, stopped.killed) == (-signal.SIGKILL, True)
     left = spawn(["sleep", "600"], name="left-running")  # reset() must stop it

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from tests.ssh.conftest import Client, bootstrap
-from tests.ssh.hostlab import Host, Lab, keygen
+from tests.support.ssh_client import Client, bootstrap
+from tests.support.ssh_hosts import Host, Lab, keygen
 
 PKG = ["--version", "v1.30.4"]
 

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ssh.conftest import Client, bootstrap, init_args, lab_and_client
-from tests.ssh.hostlab import Host, Lab
-from tests.ssh.pkgbuild import CA_HASH, TOKEN2
+from tests.support.kubeadm import CA_HASH, TOKEN, TOKEN2
+from tests.support.ssh_client import Client, bootstrap, init_args, lab_and_client
+from tests.support.ssh_hosts import Host, Lab
 
 RUNTIME = "/usr/local/bin/containerd"  # a container runtime there before init
 PRE = f"printf '#!/bin/sh\\necho containerd\\n' > {RUNTIME} && chmod 755 {RUNTIME}"
-TOKEN = "abcdef.0123456789abcdef"
 PLACES = (  # what init puts on a host, which clean takes away again
     "/opt/lvscare-py",
     "/usr/local/bin/kubeadm",

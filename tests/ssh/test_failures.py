@@ -9,8 +9,8 @@ import shutil
 import threading
 from pathlib import Path
 
-from tests.ssh.conftest import Client, bootstrap, init_args
-from tests.ssh.hostlab import FAIL_FILE, Host, Lab
+from tests.support.ssh_client import Client, bootstrap, init_args
+from tests.support.ssh_hosts import FAIL_FILE, Host, Lab
 
 
 def test_node_failing_half_way_stops_no_other_and_a_rerun_continues(
@@ -110,7 +110,7 @@ def test_bad_input_is_one_line_and_exit_2(lab: tuple[Lab, Client]) -> None:
     pkg = ["--pkg-url", str(client.package)]
     cases = {
         ("init", "--master", "198.19.0.300", *pkg, *common): "'198.19.0.300'",
-        ("init", "--master", "198.19.0.3:99999", *pkg, *common): "SSH port",
+        ("init", "--master", "198.19.0.3:99999", *pkg, *common): "port 99999 is out of range",
         ("init", "--master", "198.19.0.3", "--pkg-url", "/nonexistent.tgz", *common): "no such",
         ("init", "--master", "198.19.0.3", *pkg, "--pkg-sha256", "ab" * 32, *common): "has sha256",
         ("init", "--master", "198.19.0.3", "--node", "198.19.0.3", *pkg, *common): "also given",

@@ -6,9 +6,10 @@ import io
 
 import pytest
 
+from bootstrap.cluster.progress import Reporter
+from bootstrap.cluster.ssh import Target, parse_target
 from bootstrap.errors import BadInput
-from bootstrap.progress import Reporter
-from bootstrap.ssh import Target, parse_target, redact
+from bootstrap.join import redact
 
 
 class Clock:
@@ -78,6 +79,7 @@ def test_plain_output_is_one_line_per_step_and_a_table() -> None:
         ("192.168.0.2:2222", Target("192.168.0.2", 2222), "[192.168.0.2]:2222"),
         ("[fd00::2]:2222", Target("fd00::2", 2222), "[fd00::2]:2222"),
         ("fd00::2", Target("fd00::2", 22), "fd00::2"),
+        ("[fd00:0::2]:2222", Target("fd00::2", 2222), "[fd00::2]:2222"),
     ],
 )
 def test_hosts_are_ip_or_ip_port(text: str, target: Target, known: str) -> None:

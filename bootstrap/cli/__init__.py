@@ -1,0 +1,76 @@
+"""`bootstrap`: the single-host commands that give each Kubernetes node an HA control plane
+path, and the cluster commands that run them on every host over SSH.
+
+Bad input is one line naming the value, exit code 2; a step that fails on this host is one
+line, exit code 1. No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bootstrap.cli import host
+from bootstrap.errors import BadInput, StepFailed
+
+# Loaded on demand: on a host, `bootstrap node` never imports the SSH library.
+CLUSTER_COMMANDS = ("init", "join")
+
+
+class _Group(click.Group):
+    """Turns our two exceptions into one line on stderr and their exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BadInput, StepFailed) as e:
+            click.echo(f"bootstrap: {e}", err=True)
+            raise click.exceptions.Exit(e.exit_code) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *CLUSTER_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in CLUSTER_COMMANDS:
+            from bootstrap.cli import cluster
+
+            return cluster.COMMANDS[cmd_name]
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Bootstrap one host of a kubeadm cluster whose nodes reach the masters through IPVS.
+
+    \b
+    first master:    bootstrap master0 --master IP [--master IP ...] --version v1.30.4
+    another master:  bootstrap master --join --master IP ... --token T \\
+                         --discovery-token-ca-cert-hash sha256:H
+    a node:          bootstrap node --master IP ... --token T --discovery-token-ca-cert-hash H
+    undo any:        bootstrap clean
+
+    \b
+    whole clusters over SSH, from one machine:
+      bootstrap init --master IP ... --node IP ... --pkg-url kube.tar.gz --version v1.30.4
+      bootstrap join --node IP ...
+      bootstrap clean --node IP ... | --all
+
+    Masters reach the apiserver as apiserver.cluster.local (in /etc/hosts) at their own
+    address; nodes at the VIP, a virtual server in the kernel's IPVS table that lvscare keeps
+    on the healthy masters. Certificates and kubeconfigs are written before kubeadm runs and
+    last --years (99), so kubeadm issues none of its one-year certificates.
+    Every command takes --dry-run, and can be run again after a failure: it continues.
+    """
+
+
+for _command in host.COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli.main(prog_name="bootstrap")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,229 @@
+"""`bootstrap init`, `join` and cluster-wide `clean`: flags as sealos users know them.
+
+These run on a workstation and drive every host over SSH; the hosts themselves run the
+single-host commands (`bootstrap master0`, `master --join`, `node`, `clean`). The group
+loads this module only when one of them is asked for.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bootstrap.cli.options import host_list_options, package_options, ssh_options
+from bootstrap.cluster import package
+from bootstrap.cluster.cluster_file import Cluster, ClusterFile
+from bootstrap.cluster.orchestrate import Orchestrator, Settings
+from bootstrap.cluster.progress import Reporter
+from bootstrap.cluster.ssh import Auth, KnownHosts, Target, parse_target
+from bootstrap.defaults import DEFAULT_VIP, PASSPHRASE_ENV, PASSWORD_ENV, cluster_home, setting
+from bootstrap.errors import BadInput, StepFailed
+from bootstrap.host.kubeadm_config import read_template
+from bootstrap.inputs import parse_ip, parse_version
+
+
+def _targets(values: tuple[str, ...], flag: str) -> list[Target]:
+    return list(dict.fromkeys(parse_target(value, flag) for value in values))
+
+
+def _password(given: str | None, needed: bool) -> str | None:
+    password = setting(given, PASSWORD_ENV)
+    if password is not None or not needed:
+        return password
+    if sys.stdin.isatty():
+        return str(click.prompt("SSH password", hide_input=True))
+    raise BadInput(f"no password: give --passwd, {PASSWORD_ENV}, or a key with --pk")
+
+
+def _settings(
+    user: str,
+    passwd: str | None,
+    pk: str | None,
+    pk_passwd: str | None,
+    accept_new_host_keys: bool,
+    parallel: int,
+    ssh_timeout: float,
+) -> Settings:
+    if parallel < 1:
+        raise BadInput(f"--parallel {parallel}: must be at least 1")
+    if ssh_timeout <= 0:
+        raise BadInput(f"--ssh-timeout {ssh_timeout}: must be more than 0")
+    key_path = Path(pk).expanduser() if pk else None
+    if key_path is None and setting(passwd, PASSWORD_ENV) is None:
+        default_key = Path.home() / ".ssh" / "id_rsa"
+        key_path = default_key if default_key.is_file() else None
+    if key_path is not None and not key_path.is_file():
+        raise BadInput(f"--pk {pk!r}: no such file")
+    auth = Auth(
+        user=user,
+        password=_password(passwd, needed=key_path is None),
+        key_path=key_path,
+        key_passphrase=setting(pk_passwd, PASSPHRASE_ENV),
+    )
+    auth.load_key()  # a wrong passphrase is bad input, said once, before any host
+    known = KnownHosts(Path.home() / ".ssh" / "known_hosts", accept_new_host_keys)
+    return Settings(auth, known, ssh_timeout, parallel, cluster_home() / "logs")
+
+
+def _orchestrate(
+    what: str,
+    cluster: Cluster,
+    cfile: ClusterFile,
+    settings: Settings,
+    work: Callable[[Orchestrator], None],
+) -> None:
+    """`work` across the hosts, then the table; StepFailed naming the hosts that failed."""
+    report = Reporter()
+    orch = Orchestrator(cluster, cfile, settings, report)
+    try:
+        work(orch)
+    finally:
+        orch.close_all()
+        report.print_table()
+        failed = report.failed()
+        if failed:
+            raise StepFailed(
+                f"{what}: {len(failed)} of {len(report.lines)} hosts failed: {', '.join(failed)}"
+            )
+
+
+def _template(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    return read_template(Path(path)).encode()
+
+
+@click.command("init")
+@host_list_options
+@ssh_options
+@package_options
+@click.option("--version", "version_text", required=True, metavar="VERSION", help="e.g. v1.30.4")
+@click.option(
+    "--vip", default=DEFAULT_VIP, show_default=True, help="The VIP nodes reach masters at."
+)
+@click.option("--kubeadm-config", "template_path", metavar="TEMPLATE", help="kubeadm template.")
+def init_command(
+    masters: tuple[str, ...],
+    nodes: tuple[str, ...],
+    user: str | None,
+    pkg_url: str | None,
+    pkg_sha256: str | None,
+    version_text: str,
+    vip: str,
+    template_path: str | None,
+    **ssh: Any,
+) -> None:
+    """Install a whole cluster over SSH from an offline package.
+
+    \b
+      bootstrap init --master 192.168.0.2 --master 192.168.0.3 --master 192.168.0.4 \\
+          --node 192.168.0.5 --user root --pk ~/.ssh/id_rsa \\
+          --pkg-url /root/kube1.30.4.tar.gz --version v1.30.4
+
+    master0 first, the other masters one at a time, then the nodes in parallel. Run it
+    again after a failure: what is done on a host is skipped.
+    """
+    master_list = _targets(masters, "--master")
+    node_list = _targets(nodes, "--node")
+    if not master_list:
+        raise BadInput("--master is missing: give each master, master0 first")
+    both = set(master_list) & set(node_list)
+    if both:
+        raise BadInput(f"--node {min(both, key=str)}: also given as --master")
+    if not pkg_url:
+        raise BadInput("--pkg-url is missing: give the offline package (a file or a URL)")
+    version = str(parse_version(version_text))
+    vip_ip = parse_ip(vip, "--vip")
+    expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
+    pkg = package.open_package(pkg_url, expected)
+    template = _template(template_path)
+    settings = _settings(user or "root", **ssh)
+    cfile = ClusterFile()
+    cluster = Cluster(
+        masters=master_list,
+        nodes=node_list,
+        user=settings.auth.user,
+        key_path=str(settings.auth.key_path) if settings.auth.key_path else None,
+        version=version,
+        vip=vip_ip,
+        pkg_url=pkg_url,
+        pkg_sha256=pkg.sha256,
+        kubeadm_config=str(Path(template_path).resolve()) if template_path else None,
+    )
+    if cfile.exists():  # a re-run: keep what is known of the hosts (node names, results)
+        old = cfile.load()
+        cluster.hosts = {a: r for a, r in old.hosts.items() if a in (*master_list, *node_list)}
+    _orchestrate("init", cluster, cfile, settings, lambda orch: orch.init(pkg, template))
+
+
+def _cluster_settings(cluster: Cluster, user: str | None, pk: str | None, **ssh: Any) -> Settings:
+    return _settings(user or cluster.user, pk=pk or cluster.key_path, **ssh)
+
+
+@click.command("join")
+@host_list_options
+@ssh_options
+@package_options
+def join_command(
+    masters: tuple[str, ...],
+    nodes: tuple[str, ...],
+    user: str | None,
+    pk: str | None,
+    pkg_url: str | None,
+    pkg_sha256: str | None,
+    **ssh: Any,
+) -> None:
+    """Add masters or nodes to the cluster `init` made (the cluster file knows the rest)."""
+    cfile = ClusterFile()
+    cluster = cfile.load()
+    new_masters = _targets(masters, "--master")
+    new_nodes = _targets(nodes, "--node")
+    if not new_masters and not new_nodes:
+        raise BadInput("nothing to join: give --master or --node")
+    for addr in (*new_masters, *new_nodes):
+        if addr in cluster.masters or (
+            addr in cluster.nodes and cluster.hosts[addr].result == "ok"
+        ):
+            raise BadInput(f"{addr}: already in the cluster ({cfile.path})")
+    expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
+    pkg = package.open_package(pkg_url or cluster.pkg_url, expected)
+    if pkg.sha256 is None and cluster.pkg_sha256:
+        pkg = package.Package(pkg.source, None, cluster.pkg_sha256)
+    template = _template(cluster.kubeadm_config)
+    settings = _cluster_settings(cluster, user, pk, **ssh)
+    _orchestrate(
+        "join",
+        cluster,
+        cfile,
+        settings,
+        lambda orch: orch.join(new_masters, new_nodes, pkg, template),
+    )
+
+
+def clean_cluster(
+    masters: tuple[str, ...],
+    nodes: tuple[str, ...],
+    everything: bool,
+    user: str | None,
+    pk: str | None,
+    **ssh: Any,
+) -> None:
+    """`bootstrap clean --master/--node/--all`: hosts of the cluster file, over SSH."""
+    cfile = ClusterFile()
+    cluster = cfile.load()
+    chosen = [*_targets(masters, "--master"), *_targets(nodes, "--node")]
+    if everything:
+        chosen = [*cluster.nodes, *cluster.masters]
+        chosen += [a for a in cluster.hosts if a not in chosen]
+    for addr in chosen:
+        if addr not in cluster.hosts:
+            raise BadInput(f"{addr}: not in the cluster ({cfile.path})")
+    settings = _cluster_settings(cluster, user, pk, **ssh)
+    _orchestrate("clean", cluster, cfile, settings, lambda orch: orch.clean(chosen, everything))
+
+
+COMMANDS = {"init": init_command, "join": join_command}

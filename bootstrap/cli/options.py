@@ -1,0 +1,189 @@
+"""The option groups commands share, with the names sealos users know. Importing this
+module loads no SSH library: the host commands use it too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import click
+
+from bootstrap.defaults import (
+    DEFAULT_VIP,
+    HOSTS_FILE,
+    HOSTS_FILE_ENV,
+    KUBERNETES_DIR,
+    KUBERNETES_DIR_ENV,
+    PASSPHRASE_ENV,
+    PASSWORD_ENV,
+    STATE_DIR,
+    STATE_DIR_ENV,
+)
+from bootstrap.host.kubeadm_config import DEFAULT_POD_CIDR, DEFAULT_REPO, DEFAULT_SVC_CIDR
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Decorator(Protocol):
+    def __call__(self, fn: F, /) -> F: ...
+
+
+DEFAULT_PARALLEL = 20
+
+
+def _stack(*options: Decorator) -> Decorator:
+    """The options in the order given, as one decorator."""
+
+    def apply(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+# --dry-run and where the host's files are (the defaults are the real places).
+host_options = _stack(
+    click.option(
+        "--dry-run", is_flag=True, help="Print the commands and file changes, change nothing."
+    ),
+    click.option(
+        "--hosts-file",
+        metavar="FILE",
+        help=f"The hosts file [env {HOSTS_FILE_ENV}; default {HOSTS_FILE}].",
+    ),
+    click.option(
+        "--kubernetes-dir",
+        metavar="DIR",
+        help=f"kubeadm's directory [env {KUBERNETES_DIR_ENV}; default "
+        f"{KUBERNETES_DIR}]. Certificates go to DIR/pki, manifests to DIR/manifests.",
+    ),
+    click.option(
+        "--state-dir",
+        metavar="DIR",
+        help=f"Where bootstrap records what it did [env {STATE_DIR_ENV}; default {STATE_DIR}].",
+    ),
+)
+
+# What the kubeadm configuration is made of.
+kubeadm_options = _stack(
+    click.option(
+        "--master",
+        "masters",
+        multiple=True,
+        metavar="IP",
+        help="A master's address, repeated for each; the first is master0.",
+    ),
+    click.option(
+        "--vip",
+        default=DEFAULT_VIP,
+        show_default=True,
+        help="The virtual IP nodes use to reach the masters.",
+    ),
+    click.option(
+        "--version",
+        "version_text",
+        metavar="VERSION",
+        help="Kubernetes version, e.g. v1.30.4 [default: what `kubeadm version` says].",
+    ),
+    click.option(
+        "--kubeadm-config",
+        "template_path",
+        metavar="TEMPLATE",
+        help="Your kubeadm configuration template (Go template, as for sealos) "
+        "instead of the default (`bootstrap config -t kubeadm` prints it).",
+    ),
+    click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True),
+    click.option("--svc-cidr", default=DEFAULT_SVC_CIDR, show_default=True),
+    click.option(
+        "--repo",
+        default=DEFAULT_REPO,
+        show_default=True,
+        help="Image repository for the control plane images.",
+    ),
+    click.option(
+        "--cert-sans",
+        multiple=True,
+        metavar="NAME",
+        help="Another name or address for the apiserver certificate (repeatable).",
+    ),
+    click.option(
+        "--years",
+        default=99,
+        show_default=True,
+        type=int,
+        help="Lifetime of every certificate, and of kubelets' client certificates.",
+    ),
+    click.option(
+        "--node-name",
+        metavar="NAME",
+        help="This host's node name [default: its hostname, lower case].",
+    ),
+)
+
+# The hosts a cluster command works on.
+host_list_options = _stack(
+    click.option(
+        "--master",
+        "masters",
+        multiple=True,
+        metavar="IP[:PORT]",
+        help="A master (repeatable); for init the first is master0.",
+    ),
+    click.option(
+        "--node", "nodes", multiple=True, metavar="IP[:PORT]", help="A node (repeatable)."
+    ),
+)
+
+# How to reach the hosts. The password is never stored, logged or put on a command line.
+ssh_options = _stack(
+    click.option("--user", "-u", default=None, help="SSH user [default: root, or the cluster's]."),
+    click.option(
+        "--passwd",
+        "-p",
+        default=None,
+        help=f"SSH (and sudo) password [env {PASSWORD_ENV}; else asked on a terminal].",
+    ),
+    click.option(
+        "--pk", default=None, metavar="FILE", help="Private key file, e.g. ~/.ssh/id_rsa."
+    ),
+    click.option("--pk-passwd", default=None, help=f"The key's passphrase [env {PASSPHRASE_ENV}]."),
+    click.option(
+        "--accept-new-host-keys",
+        is_flag=True,
+        help="Trust and record unknown host keys in ~/.ssh/known_hosts (a changed key is "
+        "always refused).",
+    ),
+    click.option(
+        "--parallel",
+        default=DEFAULT_PARALLEL,
+        show_default=True,
+        type=int,
+        help="Hosts worked on at once.",
+    ),
+    click.option(
+        "--ssh-timeout",
+        default=10.0,
+        show_default=True,
+        type=float,
+        help="Seconds to wait for a host to answer.",
+    ),
+)
+
+# The offline package `init` and `join` put on every host.
+package_options = _stack(
+    click.option(
+        "--pkg-url",
+        default=None,
+        metavar="FILE|URL",
+        help="Offline package: a local file (sent over SFTP) or an http(s) URL (each host "
+        "downloads it).",
+    ),
+    click.option(
+        "--pkg-sha256",
+        default=None,
+        metavar="HEX",
+        help="The package's sha256 (checked on every host; for a URL, else the first "
+        "host's download is the reference).",
+    ),
+)

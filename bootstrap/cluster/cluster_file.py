@@ -1,0 +1,116 @@
+"""The cluster file: what `init` made, so `join` and `clean` need only the hosts that change.
+
+JSON in ~/.lvscare-py/cluster.json (the directory from LVSCARE_PY_HOME if set), mode 0600,
+written atomically after every host finishes, so a failure or a crash leaves the last good
+record. It holds hosts, user, key path, versions, VIP and the package checksum; never a
+password or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bootstrap import fsutil
+from bootstrap.cluster.ssh import Target, parse_target
+from bootstrap.defaults import cluster_home
+from bootstrap.errors import BadInput
+
+FILE_NAME = "cluster.json"
+FORMAT = 1
+
+
+def default_path() -> Path:
+    return cluster_home() / FILE_NAME
+
+
+@dataclass
+class HostRecord:
+    """One host: its role, its node name once known, how its last run ended."""
+
+    role: str  # "master" or "node"
+    node_name: str | None = None
+    result: str = "pending"  # "ok", "failed", "pending"
+    failed_step: str | None = None
+
+
+@dataclass
+class Cluster:
+    """What `init` made; hosts as parsed targets, written as the user gave them."""
+
+    masters: list[Target]
+    nodes: list[Target]
+    user: str
+    key_path: str | None
+    version: str
+    vip: str
+    pkg_url: str
+    pkg_sha256: str | None
+    kubeadm_config: str | None = None
+    hosts: dict[Target, HostRecord] = field(default_factory=dict)
+
+    def record(self, addr: Target, role: str) -> HostRecord:
+        rec = self.hosts.get(addr)
+        if rec is None or rec.role != role:
+            rec = HostRecord(role)
+            self.hosts[addr] = rec
+        return rec
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(
+            format=FORMAT,
+            masters=[str(t) for t in self.masters],
+            nodes=[str(t) for t in self.nodes],
+            hosts={str(t): asdict(rec) for t, rec in self.hosts.items()},
+        )
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> Cluster:
+        try:
+            data = json.loads(text)
+            if data.pop("format", None) != FORMAT:
+                raise ValueError("unknown format")
+            hosts = {
+                parse_target(k, str(where)): HostRecord(**v)
+                for k, v in data.pop("hosts", {}).items()
+            }
+            for role in ("masters", "nodes"):
+                if role in data:
+                    data[role] = [parse_target(a, str(where)) for a in data[role]]
+            return cls(**data, hosts=hosts)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise BadInput(f"{where}: not a cluster file this bootstrap can read ({e})") from None
+
+
+class ClusterFile:
+    """Load and save one cluster file; saves are serialized (nodes finish in parallel)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_path()
+        self._lock = threading.Lock()
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> Cluster:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadInput(
+                f"{self.path}: no cluster file; make the cluster with `bootstrap init` first"
+            ) from None
+        return Cluster.from_json(text, self.path)
+
+    def save(self, cluster: Cluster) -> None:
+        with self._lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fsutil.write_atomic(self.path, cluster.to_json().encode(), 0o600)
+
+    def remove(self) -> None:
+        with self._lock:
+            fsutil.remove(self.path)

@@ -1,0 +1,398 @@
+"""The order of work across a cluster and how one host's failure reaches the others.
+
+init: every host gets the package in parallel (bounded by --parallel; the uplink is the
+limit, not the order); then master0 runs `bootstrap master0`, the other masters join one
+at a time (etcd members join one by one), and the nodes join in parallel. A failed node
+stops no other host; a failed master0 stops everything after it; a failed master stops
+the masters after it (etcd), not the nodes. The cluster file is saved after every host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from bootstrap.cluster import package, remote
+from bootstrap.cluster.cluster_file import Cluster, ClusterFile
+from bootstrap.cluster.progress import Reporter
+from bootstrap.cluster.ssh import Auth, Connection, KnownHosts, Target
+from bootstrap.errors import BadInput, StepFailed
+from bootstrap.join import Join, redact
+
+
+@dataclass
+class Settings:
+    auth: Auth
+    known: KnownHosts
+    timeout: float
+    parallel: int
+    log_dir: Path
+
+
+class HostFailed(Exception):
+    """A host stopped; the step and the error are already reported."""
+
+
+@dataclass
+class HostRun:
+    """One host's connection and where it is, so a failure names its step."""
+
+    target: Target
+    role: str
+    step: str = "connect"
+    conn: Connection | None = None
+    failed: bool = False
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def addr(self) -> str:
+        return str(self.target)
+
+    def connection(self) -> Connection:
+        assert self.conn is not None
+        return self.conn
+
+
+class Orchestrator:
+    def __init__(
+        self, cluster: Cluster, cfile: ClusterFile, settings: Settings, report: Reporter
+    ) -> None:
+        self.cluster = cluster
+        self.cfile = cfile
+        self.s = settings
+        self.report = report
+        self.runs: dict[Target, HostRun] = {}
+        self._log_lock = threading.Lock()
+
+    # ------------------------------------------------------------ per host plumbing
+
+    def add(self, target: Target, role: str) -> HostRun:
+        run = HostRun(target, role)
+        self.runs[target] = run
+        self.report.add(run.addr, role)
+        if target not in self.cluster.hosts or self.cluster.hosts[target].role != role:
+            self.cluster.record(target, role)
+        return run
+
+    def step(self, run: HostRun, step: str, note: str = "") -> None:
+        run.step = step
+        self.report.step(run.addr, step, note)
+
+    @contextlib.contextmanager
+    def on(self, run: HostRun) -> Iterator[None]:
+        """Turn anything that goes wrong on this host into its failure, named by step."""
+        try:
+            yield
+        except (StepFailed, BadInput) as e:
+            self.fail(run, str(e))
+            raise HostFailed(run.addr) from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            self.fail(run, f"SSH: {e or type(e).__name__}")
+            raise HostFailed(run.addr) from None
+
+    def fail(self, run: HostRun, error: str) -> None:
+        run.failed = True
+        rec = self.cluster.hosts[run.target]
+        rec.result, rec.failed_step = "failed", run.step
+        self.report.finish(run.addr, "failed", run.step, error)
+        self.write_log(run, f"FAILED at {run.step}: {error}")
+        self.cfile.save(self.cluster)
+
+    def skip(self, run: HostRun, why: str) -> None:
+        run.failed = True
+        self.report.finish(run.addr, "skipped", "", why)
+
+    def skip_after_master0(self, master0: HostRun, rest: list[HostRun]) -> None:
+        """master0 (or the master standing in for it) failed: the rest is skipped."""
+        for run in rest:
+            if not run.failed:
+                self.skip(run, f"master0 {master0.addr} failed")
+
+    def succeed(self, run: HostRun) -> None:
+        rec = self.cluster.hosts[run.target]
+        rec.result, rec.failed_step = "ok", None
+        self.report.finish(run.addr, "ok")
+        self.cfile.save(self.cluster)
+
+    def write_log(self, run: HostRun, line: str) -> None:
+        """Per-host log of remote output (no password ever reaches a remote command, and
+        bootstrap tokens are masked)."""
+        with self._log_lock:
+            self.s.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = self.s.log_dir / (run.addr.replace(":", "_").replace("/", "_") + ".log")
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(redact(line) + "\n")
+
+    def logger(self, run: HostRun) -> Callable[[str], None]:
+        return lambda line: self.write_log(run, f"[{run.step}] {line}")
+
+    def connect(self, run: HostRun) -> Connection:
+        self.step(run, "connect")
+        with self.on(run):
+            run.conn = Connection(run.target, self.s.auth, self.s.known, self.s.timeout)
+            name = run.conn.check("hostname", "hostname").strip().lower()
+            self.cluster.hosts[run.target].node_name = name
+        return run.conn
+
+    def close_all(self) -> None:
+        for run in self.runs.values():
+            if run.conn is not None:
+                run.conn.close()
+                run.conn = None
+
+    def parallel(self, runs: list[HostRun], fn: Callable[[HostRun], None]) -> None:
+        """fn on every host, at most --parallel at once; a failure stays with its host."""
+
+        def one(run: HostRun) -> None:
+            with contextlib.suppress(HostFailed):
+                fn(run)
+
+        if not runs:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(self.s.parallel, len(runs)))) as pool:
+            for future in [pool.submit(one, r) for r in runs]:
+                future.result()
+
+    # ------------------------------------------------------------ steps
+
+    def prepare(self, run: HostRun, pkg: package.Package, template: bytes | None) -> None:
+        """Connect, package there and checked, unpacked, shell/init.sh run, bootstrap found."""
+        conn = self.connect(run)
+        with self.on(run):
+            self.step(run, "package")
+            digest, sent = package.distribute(
+                conn, pkg, lambda done, total: self.report.sent(run.addr, done, total)
+            )
+            if self.cluster.pkg_sha256 is None:
+                self.cluster.pkg_sha256 = digest  # a URL without --pkg-sha256: the first host's
+            elif digest != self.cluster.pkg_sha256:
+                raise StepFailed(
+                    f"sha256 mismatch: the host downloaded {digest}, "
+                    f"other hosts {self.cluster.pkg_sha256}"
+                )
+            if not sent:
+                self.report.step(run.addr, "package", "already there, same sha256: not sent")
+            self.step(run, "unpack")
+            if not package.unpack(conn, digest):
+                self.report.step(run.addr, "unpack", "done earlier, skipped")
+            self.step(run, "init.sh")
+            root = package.package_root(conn)
+            if not package.run_init(conn, root, digest):
+                self.report.step(run.addr, "init.sh", "done earlier, skipped")
+            remote.require_bootstrap(conn)
+            if template is not None:
+                conn.write_file(package.REMOTE_TEMPLATE, template, 0o644)
+
+    def bootstrap(self, run: HostRun, args: list[str]) -> str:
+        self.step(run, f"bootstrap {args[0]}")
+        with self.on(run):
+            return remote.run_bootstrap(run.connection(), args, self.logger(run))
+
+    # ------------------------------------------------------------ flows
+
+    def cluster_args(self, masters: list[Target]) -> list[str]:
+        template = package.REMOTE_TEMPLATE if self.cluster.kubeadm_config else None
+        return remote.cluster_args(
+            [m.ip for m in masters], self.cluster.vip, self.cluster.version, template
+        )
+
+    def node_args(self, masters: list[Target], join: Join) -> list[str]:
+        return remote.node_args([m.ip for m in masters], self.cluster.vip, join)
+
+    def join_masters(
+        self, runs: list[HostRun], source: HostRun, join: Join, masters: list[Target]
+    ) -> None:
+        """Masters one at a time: CAs from `source`, then `bootstrap master --join`."""
+        for i, run in enumerate(runs):
+            if run.failed:
+                continue
+            try:
+                self.step(run, "copy CAs")
+                with self.on(run):
+                    remote.copy_cas(source.connection(), run.connection())
+                self.bootstrap(
+                    run,
+                    [
+                        "master",
+                        "--join",
+                        *self.cluster_args(masters),
+                        "--ip",
+                        run.target.ip,
+                        *join.args(),
+                    ],
+                )
+                self.succeed(run)
+            except HostFailed:
+                for later in runs[i + 1 :]:
+                    if not later.failed:
+                        self.skip(
+                            later, f"master {run.addr} failed before it (etcd joins one by one)"
+                        )
+                return
+
+    def join_nodes(self, runs: list[HostRun], join: Join, masters: list[Target]) -> None:
+        args = self.node_args(masters, join)
+
+        def one(run: HostRun) -> None:
+            if run.failed:
+                return
+            self.bootstrap(run, args)
+            self.succeed(run)
+
+        self.parallel(runs, one)
+
+    def rewrite_nodes(self, nodes: list[Target], join: Join, masters: list[Target]) -> None:
+        """Every node's lvscare manifest (and IPVS rules) with the current masters: the
+        single-host `bootstrap node` again, which skips its done kubeadm join."""
+        runs = [self.add(n, "node") for n in nodes]
+
+        def one(run: HostRun) -> None:
+            self.connect(run)
+            self.step(run, "rewrite manifest")
+            with self.on(run):
+                remote.run_bootstrap(
+                    run.connection(), self.node_args(masters, join), self.logger(run)
+                )
+            self.succeed(run)
+
+        self.parallel(runs, one)
+
+    def init(self, pkg: package.Package, template: bytes | None) -> None:
+        masters = [self.add(m, "master") for m in self.cluster.masters]
+        nodes = [self.add(n, "node") for n in self.cluster.nodes]
+        self.cfile.save(self.cluster)
+        self.parallel([*masters, *nodes], lambda r: self.prepare(r, pkg, template))
+        master0, others = masters[0], masters[1:]
+        join = None if master0.failed else self.first_master(master0)
+        if join is None:
+            self.skip_after_master0(master0, [*others, *nodes])
+            return
+        self.join_masters(others, master0, join, self.cluster.masters)
+        self.join_nodes(nodes, join, self.cluster.masters)
+
+    def first_master(self, master0: HostRun) -> Join | None:
+        """`bootstrap master0` there; the join it prints, None if it failed."""
+        try:
+            out = self.bootstrap(master0, ["master0", *self.cluster_args(self.cluster.masters)])
+            with self.on(master0):
+                join = remote.parse_join(out, "bootstrap master0")
+        except HostFailed:
+            return None
+        self.succeed(master0)
+        return join
+
+    def fresh_join(self, source: HostRun) -> Join | None:
+        """A new bootstrap token from a master; None if it failed."""
+        self.step(source, "kubeadm token create")
+        try:
+            with self.on(source):
+                return remote.fresh_join(source.connection())
+        except HostFailed:
+            return None
+
+    def join(
+        self,
+        new_masters: list[Target],
+        new_nodes: list[Target],
+        pkg: package.Package,
+        template: bytes | None,
+    ) -> None:
+        """New hosts into the running cluster; nodes learn of new masters."""
+        old_nodes = [n for n in self.cluster.nodes if n not in new_nodes]
+        all_masters = [
+            *self.cluster.masters,
+            *[m for m in new_masters if m not in self.cluster.masters],
+        ]
+        source = self.add(self.cluster.masters[0], "master")
+        masters = [self.add(m, "master") for m in new_masters]
+        nodes = [self.add(n, "node") for n in new_nodes]
+        self.connect_or_stop(source, [*masters, *nodes])
+        if source.failed:
+            return
+        join = self.fresh_join(source)
+        if join is None:
+            self.skip_after_master0(source, [*masters, *nodes])
+            return
+        self.parallel([*masters, *nodes], lambda r: self.prepare(r, pkg, template))
+        self.join_masters(masters, source, join, all_masters)
+        joined = [r.target for r in masters if not r.failed]
+        self.cluster.masters = [
+            *self.cluster.masters,
+            *[a for a in joined if a not in self.cluster.masters],
+        ]
+        self.cluster.nodes = [
+            *self.cluster.nodes,
+            *[n for n in new_nodes if n not in self.cluster.nodes],
+        ]
+        self.cfile.save(self.cluster)
+        self.join_nodes(nodes, join, self.cluster.masters)
+        self.succeed(source)
+        if joined:
+            self.rewrite_nodes(old_nodes, join, self.cluster.masters)
+
+    def connect_or_stop(self, source: HostRun, dependents: list[HostRun]) -> None:
+        try:
+            self.connect(source)
+        except HostFailed:
+            self.skip_after_master0(source, dependents)
+
+    def clean(self, chosen: list[Target], everything: bool) -> None:
+        """Clean hosts; on a partial clean, delete their nodes from Kubernetes first (on a
+        remaining master) and give the remaining nodes the remaining masters."""
+        remaining_masters = [m for m in self.cluster.masters if m not in chosen]
+        if not everything and not remaining_masters:
+            raise BadInput("that would clean every master: use --all to clean the whole cluster")
+        runs = [
+            self.add(a, self.cluster.hosts[a].role if a in self.cluster.hosts else "node")
+            for a in chosen
+        ]
+        join: Join | None = None
+        keeper: HostRun | None = None
+        if not everything:
+            keeper = self.add(remaining_masters[0], "master")
+            self.connect_or_stop(keeper, runs)
+            if keeper.failed:
+                return
+
+        def one(run: HostRun) -> None:
+            record = self.cluster.hosts.get(run.target)
+            name = record.node_name if record is not None else None
+            if keeper is not None and name:
+                self.step(keeper, f"kubectl delete node {name}")
+                with self.on(run):
+                    remote.delete_node(keeper.connection(), name)
+            conn = self.connect(run)
+            self.step(run, "bootstrap clean")
+            with self.on(run):
+                problems = remote.clean_host(conn)
+                self.step(run, "remove package")
+                problem = remote.remove_copied_cas(conn)
+                problems += [problem] if problem else []
+                problems += package.remove_from_host(conn)
+                if problems:
+                    raise StepFailed("; ".join(problems))
+            self.cluster.hosts.pop(run.target, None)
+            self.cluster.masters = [m for m in self.cluster.masters if m != run.target]
+            self.cluster.nodes = [n for n in self.cluster.nodes if n != run.target]
+            self.report.finish(run.addr, "ok")
+            self.cfile.save(self.cluster)
+
+        self.parallel(runs, one)
+        if keeper is None:
+            if not self.cluster.hosts:
+                self.cfile.remove()
+            return
+        if any(r.role == "master" and not r.failed for r in runs):
+            join = self.fresh_join(keeper)
+            if join is None:
+                return
+        self.succeed(keeper)
+        if join is not None:
+            nodes = [n for n in self.cluster.nodes if n not in chosen]
+            self.rewrite_nodes(nodes, join, self.cluster.masters)

@@ -1,0 +1,174 @@
+"""The offline package on each host: sent (or fetched) once, checked by sha256, unpacked,
+`shell/init.sh` run; and taken away again by `clean`.
+
+Layout (as the seed documents' kube*.tar.gz): bin/ (kubeadm, kubectl, kubelet, and
+lvscare-py's `bootstrap`), conf/, images/, shell/init.sh (installs them), optionally
+shell/clean.sh; the tree may sit under one top directory. On the host everything is under
+REMOTE_DIR, with a marker per finished step so a re-run skips it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bootstrap.cluster.ssh import Connection, Progress
+from bootstrap.errors import BadInput, StepFailed
+
+REMOTE_DIR = "/opt/lvscare-py"
+REMOTE_PKG = f"{REMOTE_DIR}/package.tar.gz"
+REMOTE_TREE = f"{REMOTE_DIR}/package"
+REMOTE_TEMPLATE = f"{REMOTE_DIR}/kubeadm.tmpl"
+UNPACKED_MARK = ".lvscare-py-unpacked"
+INIT_MARK = ".lvscare-py-init-done"
+# Where init.sh puts bin/; clean removes from here only files identical to the package's.
+BIN_DIRS = ("/usr/local/bin", "/usr/bin")
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_sha256(value: str, flag: str = "--pkg-sha256") -> str:
+    text = value.strip().lower()
+    if not _SHA.fullmatch(text):
+        raise BadInput(f"{flag} {value!r}: not a sha256 (64 hex digits)")
+    return text
+
+
+@dataclass(frozen=True)
+class Package:
+    """A local file (`path`) or a URL the hosts download themselves."""
+
+    source: str
+    path: Path | None
+    sha256: str | None  # known up front for a local file or with --pkg-sha256
+    size: int = 0
+
+    @property
+    def is_url(self) -> bool:
+        return self.path is None
+
+
+def open_package(source: str, expected: str | None) -> Package:
+    scheme = urlparse(source).scheme
+    if scheme in ("http", "https"):
+        return Package(source, None, expected)
+    if scheme and scheme != "file" and len(scheme) > 1:
+        raise BadInput(f"--pkg-url {source!r}: give a local file or an http(s) URL")
+    path = Path(source[len("file://") :] if scheme == "file" else source).expanduser()
+    if not path.is_file():
+        raise BadInput(f"--pkg-url {source!r}: no such file")
+    digest = file_sha256(path)
+    if expected and expected != digest:
+        raise BadInput(f"--pkg-sha256 {expected}: {path} has sha256 {digest}")
+    return Package(source, path, digest, path.stat().st_size)
+
+
+def distribute(conn: Connection, pkg: Package, progress: Progress | None) -> tuple[str, bool]:
+    """Get the package to the host; its sha256 and whether it was sent (False: already there)."""
+    have = conn.sha256(REMOTE_PKG)
+    if have is not None and pkg.sha256 is not None and have == pkg.sha256:
+        return have, False
+    if pkg.path is not None:
+        with open(pkg.path, "rb") as f:
+            conn.put(f, pkg.size, REMOTE_PKG, 0o600, progress)
+    else:
+        url, dest = shlex.quote(pkg.source), shlex.quote(REMOTE_PKG)
+        part = shlex.quote(REMOTE_PKG + ".lvscare-py-part")
+        conn.check(
+            f"mkdir -p {shlex.quote(REMOTE_DIR)} && "
+            f"if command -v curl >/dev/null; then curl -fsSL --retry 2 -o {part} -- {url}; "
+            f"elif command -v wget >/dev/null; then wget -q -O {part} -- {url}; "
+            "else echo 'neither curl nor wget on the host' >&2; exit 1; fi && "
+            f"chmod 600 {part} && mv -f {part} {dest}",
+            f"downloading {pkg.source}",
+        )
+    got = conn.sha256(REMOTE_PKG)
+    if got is None:
+        raise StepFailed(f"{REMOTE_PKG} is missing after the transfer")
+    if pkg.sha256 is not None and got != pkg.sha256:
+        conn.run(f"rm -f -- {shlex.quote(REMOTE_PKG)}")
+        raise StepFailed(f"sha256 mismatch: expected {pkg.sha256}, the host has {got}")
+    return got, True
+
+
+def _mark_is(conn: Connection, mark: str, digest: str) -> bool:
+    result = conn.run(f"cat -- {shlex.quote(mark)} 2>/dev/null")
+    return result.code == 0 and result.output.strip() == digest
+
+
+def unpack(conn: Connection, digest: str) -> bool:
+    """Unpack into REMOTE_TREE (replaced whole); False if this package is unpacked already."""
+    if _mark_is(conn, f"{REMOTE_TREE}/{UNPACKED_MARK}", digest):
+        return False
+    tree, new = shlex.quote(REMOTE_TREE), shlex.quote(REMOTE_TREE + ".new")
+    conn.check(
+        f"rm -rf -- {new} && mkdir -p -- {new} && tar -xzf {shlex.quote(REMOTE_PKG)} -C {new} "
+        f"--no-same-owner && rm -rf -- {tree} && mv -- {new} {tree} && "
+        f"echo {digest} > {shlex.quote(REMOTE_TREE + '/' + UNPACKED_MARK)}",
+        "unpacking the package",
+    )
+    return True
+
+
+def package_root(conn: Connection) -> str:
+    """The directory holding shell/init.sh: the tree itself or its one top directory."""
+    out = conn.check(
+        f"find {shlex.quote(REMOTE_TREE)} -maxdepth 3 -path '*/shell/init.sh' | sort | head -n 1",
+        "looking for shell/init.sh",
+    ).strip()
+    if not out:
+        raise StepFailed("the package has no shell/init.sh (layout: bin/ conf/ images/ shell/)")
+    return os.path.dirname(os.path.dirname(out))
+
+
+def run_init(conn: Connection, root: str, digest: str, on_line: Progress | None = None) -> bool:
+    """`cd shell && sh init.sh`, as the seed documents do; False if it ran for this package."""
+    mark = f"{REMOTE_TREE}/{INIT_MARK}"
+    if _mark_is(conn, mark, digest):
+        return False
+    conn.check(
+        f"cd {shlex.quote(root + '/shell')} && sh init.sh && echo {digest} > {shlex.quote(mark)}",
+        "shell/init.sh",
+    )
+    return True
+
+
+def remove_from_host(conn: Connection) -> list[str]:
+    """Undo init: shell/clean.sh if the package has one, bin/ files that init.sh installed
+    (only where identical to the package's, so a runtime there before stays), REMOTE_DIR."""
+    problems: list[str] = []
+    exists = conn.run(f"[ -d {shlex.quote(REMOTE_TREE)} ]")
+    if exists.code == 0:
+        try:
+            root = package_root(conn)
+        except StepFailed:
+            root = ""
+        if root:
+            q = shlex.quote(root)
+            result = conn.run(f"if [ -f {q}/shell/clean.sh ]; then cd {q}/shell && sh clean.sh; fi")
+            if result.code != 0:
+                problems.append(f"shell/clean.sh: {result.last_line()}")
+            dirs = " ".join(shlex.quote(d) for d in BIN_DIRS)
+            result = conn.run(
+                f'for f in {q}/bin/*; do [ -f "$f" ] || continue; n=$(basename "$f"); '
+                f'for d in {dirs}; do if cmp -s "$f" "$d/$n"; then rm -f "$d/$n"; fi; '
+                "done; done"
+            )
+            if result.code != 0:
+                problems.append(f"removing the package's bin/ files: {result.last_line()}")
+    result = conn.run(f"rm -rf -- {shlex.quote(REMOTE_DIR)}")
+    if result.code != 0:
+        problems.append(f"rm -rf {REMOTE_DIR}: {result.last_line()}")
+    return problems

@@ -1,0 +1,112 @@
+"""The single-host `bootstrap` commands, as run on a remote host over SSH.
+
+The offline package carries lvscare-py's `bootstrap` in bin/ (beside kubeadm and kubectl);
+its shell/init.sh puts it on PATH. The orchestrator then runs the same single-host commands
+a user would run by hand on each host, so one code path renders configurations, PKI,
+/etc/hosts and the lvscare manifest, and records what it did for `bootstrap clean` there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Callable
+
+from bootstrap.cluster.ssh import Connection
+from bootstrap.defaults import KUBERNETES_DIR
+from bootstrap.errors import StepFailed
+from bootstrap.host.pki import SHARED_FILES
+from bootstrap.join import Join, find_join
+
+BOOTSTRAP = "bootstrap"
+ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
+COPIED_LIST = "/var/lib/lvscare-py-copied-cas.sha256"
+
+Line = Callable[[str], None]
+
+
+def parse_join(output: str, what: str) -> Join:
+    join, _missing = find_join(output)
+    if join is None:
+        raise StepFailed(f"{what}: no --token and --discovery-token-ca-cert-hash in its output")
+    return join
+
+
+def require_bootstrap(conn: Connection) -> None:
+    result = conn.run(f"command -v {BOOTSTRAP}")
+    if result.code != 0:
+        raise StepFailed(
+            "`bootstrap` is not on PATH after shell/init.sh: the package's bin/ must carry "
+            "lvscare-py's bootstrap command"
+        )
+
+
+def run_bootstrap(conn: Connection, args: list[str], on_line: Line | None = None) -> str:
+    argv = [BOOTSTRAP, *args]
+    return conn.check(shlex.join(argv), f"bootstrap {args[0]}", on_line=on_line)
+
+
+def cluster_args(masters: list[str], vip: str, version: str, template: str | None) -> list[str]:
+    args: list[str] = []
+    for ip in masters:
+        args += ["--master", ip]
+    args += ["--vip", vip, "--version", version]
+    if template:
+        args += ["--kubeadm-config", template]
+    return args
+
+
+def node_args(masters: list[str], vip: str, join: Join) -> list[str]:
+    args = ["node"]
+    for ip in masters:
+        args += ["--master", ip]
+    return [*args, "--vip", vip, *join.args()]
+
+
+def fresh_join(conn: Connection) -> Join:
+    """A new bootstrap token from a master (the one kubeadm init printed lasts 24 hours)."""
+    out = conn.check(
+        "kubeadm token create --print-join-command", "kubeadm token create --print-join-command"
+    )
+    return parse_join(out, "kubeadm token create")
+
+
+def copy_cas(source: Connection, dest: Connection) -> None:
+    """master0's CAs and service-account keys, for `bootstrap master --join` to build on.
+
+    A list of what was copied (with sha256) stays on the host so `clean` removes exactly those.
+    """
+    lines = []
+    for name in SHARED_FILES:
+        path = f"{KUBERNETES_DIR}/pki/{name}"
+        data = source.read_file(path)
+        mode = 0o600 if name.endswith(".key") else 0o644
+        dest.write_file(path, data, mode)
+        lines.append(f"{hashlib.sha256(data).hexdigest()}  {path}\n")
+    dest.write_file(COPIED_LIST, "".join(lines).encode(), 0o600)
+
+
+def remove_copied_cas(conn: Connection) -> str | None:
+    """Remove the CA files `copy_cas` put here, those still unchanged; a problem, or None."""
+    q = shlex.quote(COPIED_LIST)
+    result = conn.run(
+        f"if [ -f {q} ]; then while read -r sum path; do "
+        '[ -f "$path" ] && [ "$(sha256sum < "$path" | cut -d" " -f1)" = "$sum" ] '
+        f'&& rm -f -- "$path"; done < {q}; rm -f -- {q}; fi; true'
+    )
+    return None if result.code == 0 else f"removing copied CAs: {result.last_line()}"
+
+
+def delete_node(conn: Connection, node_name: str) -> None:
+    conn.run_argv(
+        ["kubectl", "--kubeconfig", ADMIN_CONF, "delete", "node", node_name, "--ignore-not-found"],
+        f"kubectl delete node {node_name}",
+    )
+
+
+def clean_host(conn: Connection) -> list[str]:
+    """The single-host clean (kubeadm reset, hosts line, manifest, bootstrap's files)."""
+    if conn.run(f"command -v {BOOTSTRAP}").code != 0:
+        return []
+    result = conn.run(shlex.join([BOOTSTRAP, "clean"]))
+    return [] if result.code == 0 else [f"bootstrap clean: {result.last_line()}"]

@@ -1,0 +1,334 @@
+"""The flows of `master0`, `master --join`, `node`, `certs` and `clean` on one host.
+
+Every step either checks what is already there (hosts line, files, IPVS rules) or is
+recorded in the state file once done (kubeadm init / join), so running a command again,
+after a failure or after success, continues instead of starting over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.defaults import APISERVER_NAME, APISERVER_PORT
+from bootstrap.errors import StepFailed
+from bootstrap.host import hosts, kubeadm, kubeconfig, lvscare_rules, pki
+from bootstrap.host.effects import Effects
+from bootstrap.host.kubeadm_config import (
+    DEFAULT_POD_CIDR,
+    DEFAULT_REPO,
+    DEFAULT_SVC_CIDR,
+    ClusterSpec,
+    ConfigFacts,
+    facts,
+    render,
+)
+from bootstrap.host.state import State, sha256
+from bootstrap.join import Join
+from lvscare.address import format_hostport
+
+MANIFEST_NAME = "kube-lvscare.yaml"
+CONFIG_NAME = "kubeadm.yaml"
+# Files kubeadm writes early in init / join: there without a finished step means a half-way stop.
+INIT_LEFTOVERS = ("manifests/kube-apiserver.yaml", "manifests/etcd.yaml")
+JOIN_LEFTOVERS = ("kubelet.conf",)
+
+
+@dataclass(frozen=True)
+class Paths:
+    hosts_file: Path
+    kubernetes_dir: Path
+    state_dir: Path
+    home: Path
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.kubernetes_dir / "pki"
+
+    @property
+    def manifest(self) -> Path:
+        return self.kubernetes_dir / "manifests" / MANIFEST_NAME
+
+    @property
+    def kube_config(self) -> Path:
+        return self.home / ".kube" / "config"
+
+
+@dataclass
+class Host:
+    fx: Effects
+    paths: Paths
+    state: State
+
+    def save(self) -> None:
+        self.state.save(self.fx)
+
+    def write(self, path: Path, data: bytes, mode: int, why: str, **kw: bool) -> None:
+        """Write a file and remember it as ours (for `clean`)."""
+        self.fx.write(path, data, mode, why=why, **kw)
+        self.state.record_file(path, data)
+
+
+# ---------------------------------------------------------------- single steps
+
+
+def point_apiserver(host: Host, ip: str, why: str) -> None:
+    change = hosts.plan_set(host.paths.hosts_file, ip)
+    host.fx.hosts(change, why=f"{APISERVER_NAME} -> {ip} ({why})")
+
+
+def write_config(host: Host, text: str) -> Path:
+    path = host.paths.state_dir / CONFIG_NAME
+    host.write(path, text.encode(), 0o600, "kubeadm configuration", show=True)
+    return path
+
+
+def write_pki(host: Host, spec: ClusterSpec, config: ConfigFacts, *, init: bool) -> None:
+    """CAs (made on `init`, required otherwise), sa key pair, leaf certs, kubeconfigs."""
+    planner = pki.Pki(host.paths.pki_dir, spec.years)
+    planner.ensure_cas(create=init)
+    planner.ensure_sa(create=init)
+    planner.ensure_leaves(config)
+    specs = kubeconfig.kubeconfig_specs(
+        spec.version,
+        config.node_name,
+        config.advertise_address,
+        config.control_plane_endpoint,
+        init=init,
+    )
+    kubeconfig.plan(planner, specs, host.paths.kubernetes_dir)
+    if not planner.writes:
+        host.fx.say(f"certificates in {host.paths.pki_dir}: all present and valid, kept")
+    for w in planner.writes:
+        host.write(w.path, w.data, w.mode, w.why, secret=w.secret, backup=w.backup)
+    secrets = [host.paths.pki_dir / f"{name}.key" for name in (*pki.CA_NAMES, "sa")]
+    secrets += [host.paths.pki_dir / f"{leaf.name}.key" for leaf in pki.leaf_specs(config)]
+    secrets += [host.paths.kubernetes_dir / s.filename for s in specs]
+    for path in secrets:  # kept files too: a private key is never left readable to others
+        host.fx.ensure_mode(path, 0o600)
+
+
+def copy_admin_conf(host: Host) -> None:
+    source = host.paths.kubernetes_dir / "admin.conf"
+    data = source.read_bytes() if source.exists() else None
+    dest = host.paths.kube_config
+    if data is None:
+        if host.fx.dry_run:
+            host.fx.say(f"[dry-run] would copy {source} to {dest} (mode 0600)")
+            return
+        raise StepFailed(f"{source} is missing after kubeadm: cannot copy it to {dest}")
+    host.write(dest, data, 0o600, f"copy of {source}", secret=True, backup=True)
+
+
+def _ready_for(host: Host, step: str, leftovers: tuple[str, ...]) -> None:
+    """Before changing anything: kubeadm is there, and no half-finished kubeadm run is."""
+    if host.state.done(step):
+        return
+    if not host.fx.dry_run:
+        kubeadm.require_kubeadm()
+    for name in leftovers:
+        path = host.paths.kubernetes_dir / name
+        if path.exists():
+            raise StepFailed(
+                f"an earlier {step.replace('-', ' ')} stopped half-way ({path} exists): "
+                "run `bootstrap clean`, then this command again"
+            )
+
+
+def _warn(host: Host, config: ConfigFacts) -> None:
+    for warning in config.warnings:
+        host.fx.say(f"warning: {warning}")
+
+
+# ---------------------------------------------------------------- flows
+
+
+def master0(host: Host, spec: ClusterSpec, template: str, source: str) -> Join | None:
+    """The first master: hosts line, configuration, PKI, kubeadm init, ~/.kube/config."""
+    _ready_for(host, "kubeadm-init", INIT_LEFTOVERS)
+    text = render(template, spec, source)
+    config = facts(text, spec, spec.master0)
+    _warn(host, config)
+    point_apiserver(host, spec.master0, "master0 reaches its own apiserver")
+    config_path = write_config(host, text)
+    write_pki(host, spec, config, init=True)
+    host.save()
+    if host.state.done("kubeadm-init"):
+        host.fx.say("kubeadm init: done earlier, skipped")
+    else:
+        output = host.fx.run(kubeadm.init_argv(config_path))
+        if host.fx.dry_run:
+            copy_admin_conf(host)
+            return None
+        host.state.mark("kubeadm-init")
+        host.save()
+        copy_admin_conf(host)
+        host.save()
+        info = kubeadm.parse_init_output(output)
+        host.state.set("join", dataclasses.asdict(info))
+        host.save()
+    copy_admin_conf(host)
+    host.save()
+    saved = host.state.get("join")
+    return Join(**saved) if isinstance(saved, dict) else None
+
+
+def master_join(
+    host: Host, spec: ClusterSpec, template: str, source: str, own_ip: str, join: Join
+) -> None:
+    """Another master: CAs from master0 already here, its own long-lived leaf certs, join."""
+    _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
+    joined = host.state.done("kubeadm-join")
+    if own_ip not in spec.masters:
+        host.fx.say(
+            f"warning: {own_ip} is not among --master: nodes' lvscare will not send it traffic"
+        )
+    text = render(template, spec, source)
+    config = dataclasses.replace(
+        facts(text, spec, own_ip), advertise_address=own_ip, node_name=spec.node_name
+    )
+    _warn(host, config)
+    if not joined:
+        point_apiserver(host, spec.master0, "join through master0")
+    write_pki(host, spec, config, init=False)
+    host.save()
+    if joined:
+        host.fx.say("kubeadm join: done earlier, skipped")
+    else:
+        host.fx.run(
+            kubeadm.join_argv(
+                f"{APISERVER_NAME}:{APISERVER_PORT}",
+                join.token,
+                join.ca_cert_hash,
+                node_name=spec.node_name,
+                control_plane=True,
+                advertise_address=own_ip,
+                certificate_key=join.certificate_key,
+            )
+        )
+        host.state.mark("kubeadm-join")
+        host.save()
+    point_apiserver(host, own_ip, "a master reaches its own apiserver")
+    copy_admin_conf(host)
+    host.save()
+
+
+def node(
+    host: Host,
+    masters: tuple[str, ...],
+    vip: str,
+    join: Join,
+    node_name: str,
+    image: str,
+) -> None:
+    """A worker: hosts line at the VIP, IPVS rules, kubeadm join, then lvscare's static pod."""
+    _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
+    vs = format_hostport(vip, APISERVER_PORT)
+    rs = [format_hostport(m, APISERVER_PORT) for m in masters]
+    point_apiserver(host, vip, "nodes reach the masters through lvscare's virtual server")
+    host.state.set("vs", vs)
+    host.save()
+    servers = ", ".join(rs)
+    host.fx.call(
+        f"IPVS virtual server {vs} set with real servers {servers}",
+        f"set IPVS virtual server {vs} with real servers {servers}",
+        lambda: lvscare_rules.create_rules(vs, rs),
+    )
+    if host.state.done("kubeadm-join"):
+        host.fx.say("kubeadm join: done earlier, skipped")
+    else:
+        host.fx.run(kubeadm.join_argv(vs, join.token, join.ca_cert_hash, node_name=node_name))
+        host.state.mark("kubeadm-join")
+        host.save()
+    manifest = lvscare_rules.static_pod(vs, rs, image)
+    host.write(host.paths.manifest, manifest.encode(), 0o644, "lvscare static pod", show=True)
+    host.save()
+
+
+def certs(host: Host, spec: ClusterSpec, template: str, source: str, own_ip: str) -> None:
+    """Only the PKI and kubeconfigs, for a kubeadm run by hand afterwards."""
+    text = render(template, spec, source)
+    config = dataclasses.replace(facts(text, spec, own_ip), advertise_address=own_ip)
+    _warn(host, config)
+    write_pki(host, spec, config, init=True)
+    host.save()
+
+
+def clean(host: Host, vip: str | None) -> list[str]:
+    """Undo what bootstrap and kubeadm did on this host; the problems met, if any."""
+    problems: list[str] = []
+    if shutil.which(kubeadm.KUBEADM):
+        try:
+            host.fx.run(kubeadm.reset_argv())
+        except StepFailed as e:
+            problems.append(str(e))
+    else:
+        host.fx.say("kubeadm is not on PATH: nothing for kubeadm reset to undo here")
+    host.fx.remove(host.paths.manifest, why="lvscare static pod")
+    host.fx.hosts(hosts.plan_remove(host.paths.hosts_file), why=f"our {APISERVER_NAME} line")
+    recorded = host.state.get("vs")
+    vs = (
+        format_hostport(vip, APISERVER_PORT)
+        if vip
+        else (recorded if isinstance(recorded, str) else None)
+    )
+    if vs:
+        try:
+            host.fx.call(
+                f"removed IPVS virtual server {vs}",
+                f"remove IPVS virtual server {vs}",
+                lambda: lvscare_rules.remove_rules(vs),
+            )
+        except StepFailed as e:
+            problems.append(str(e))
+    for name, digest in sorted(host.state.files().items()):
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if sha256(data) == digest:
+            host.fx.remove(path, why="written by bootstrap")
+        else:
+            host.fx.say(f"kept {path}: changed since bootstrap wrote it")
+    host.fx.remove(host.state.path, why="bootstrap's record of this host")
+    if not host.fx.dry_run and host.state.dir.is_dir() and not any(host.state.dir.iterdir()):
+        host.state.dir.rmdir()
+    return problems
+
+
+def join_commands(spec: ClusterSpec, info: Join, template_path: str | None) -> list[str]:
+    """The commands to run on further masters and on nodes, as text lines."""
+    common = [f"--master {m}" for m in spec.masters] + [f"--vip {spec.vip}"]
+    cluster = [f"--version {spec.version}"]
+    if spec.svc_cidr != DEFAULT_SVC_CIDR:
+        cluster.append(f"--svc-cidr {spec.svc_cidr}")
+    if spec.pod_cidr != DEFAULT_POD_CIDR:
+        cluster.append(f"--pod-cidr {spec.pod_cidr}")
+    if spec.repo != DEFAULT_REPO:
+        cluster.append(f"--repo {spec.repo}")
+    cluster += [f"--cert-sans {s}" for s in spec.cert_sans]
+    cluster.append(f"--years {spec.years}")
+    if template_path:
+        cluster.append(f"--kubeadm-config {template_path}")
+    secret = [f"--token {info.token}", f"--discovery-token-ca-cert-hash {info.ca_cert_hash}"]
+    master = ["bootstrap master --join", *common, *cluster, *secret]
+    if info.certificate_key:
+        master.append(f"--certificate-key {info.certificate_key}")
+    files = " ".join(pki.SHARED_FILES)
+    lines = [
+        "",
+        "To add a master, copy these files from this host's pki directory to the same place on",
+        f"it ({files}), then run there:",
+        "",
+        "  " + " \\\n    ".join(master),
+        "",
+        "To add a node, run there:",
+        "",
+        "  " + " \\\n    ".join(["bootstrap node", *common, *secret]),
+    ]
+    if template_path:
+        lines += ["", f"(a master needs {template_path} too)"]
+    return lines

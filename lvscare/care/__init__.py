@@ -1,0 +1,1 @@
+"""The care loop: probe every real server, decide the desired table, make the kernel match."""

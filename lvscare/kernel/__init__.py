@@ -1,0 +1,1 @@
+"""The kernel: the IPVS table as data and its netlink door, set-up, and the VIP's host side."""

@@ -1,0 +1,155 @@
+"""Asking one real server whether it is healthy, as kube-apiserver's /healthz is asked.
+
+A Prober is anything with `probe(addr, port, server_name) -> ProbeResult`; the daemon
+knows nothing of HTTP. Failures are sorted into a few reasons so logs and metrics can
+tell a dead process (refused) from a dead path (timeout) from a sick apiserver (status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from lvscare.address import IPAddress, format_hostport
+from lvscare.config import ProbeSettings
+
+BODY_EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    healthy: bool
+    latency: float
+    reason: str | None = None  # refused | timeout | tls | status | reset | unreachable | error
+    detail: str = ""
+    status: int | None = None
+
+
+class Prober(Protocol):
+    async def probe(self, addr: IPAddress, port: int, server_name: str | None) -> ProbeResult: ...
+
+    async def close(self) -> None: ...
+
+
+def make_ssl_context(settings: ProbeSettings) -> ssl.SSLContext:
+    """Verify against --health-ca-file when given; else skip verification if asked (the default)."""
+    if settings.ca_file:
+        ctx = ssl.create_default_context(cafile=settings.ca_file)
+    else:
+        ctx = ssl.create_default_context()
+        if settings.insecure_skip_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _oserror_reason(err: OSError | None) -> str:
+    code = getattr(err, "errno", None)
+    if code == errno.ECONNREFUSED:
+        return "refused"
+    if code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+        return "reset"
+    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "unreachable"
+    if code == errno.ETIMEDOUT:
+        return "timeout"
+    return "error"
+
+
+async def tcp_check(addr: IPAddress, port: int, timeout: float) -> ProbeResult | None:
+    """A bare TCP connect: a failing ProbeResult if it fails, None if the port accepts.
+
+    One round trip, no TLS: after a watch connection drops this tells a dead process
+    (refused) from a live one far faster than a full HTTPS probe.
+    """
+    start = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(str(addr), port)
+    except TimeoutError:
+        return ProbeResult(
+            False, time.monotonic() - start, "timeout", f"no TCP answer within {timeout:g}s"
+        )
+    except OSError as e:
+        return ProbeResult(
+            False, time.monotonic() - start, _oserror_reason(e), e.strerror or str(e)
+        )
+    writer.close()
+    return None
+
+
+class HTTPProber:
+    """HTTP(S) GET (or the configured method) with the whole probe bounded by the timeout."""
+
+    def __init__(self, settings: ProbeSettings) -> None:
+        self.settings = settings
+        self._ssl: ssl.SSLContext | bool = (
+            make_ssl_context(settings) if settings.scheme == "https" else False
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # force_close: every probe opens its own connection, so a dead path is seen at once
+            connector = aiohttp.TCPConnector(ssl=self._ssl, force_close=True, limit=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": "lvscare-py"},
+                skip_auto_headers=("Accept-Encoding",),
+            )
+        return self._session
+
+    async def probe(
+        self, addr: IPAddress, port: int, server_name: str | None = None
+    ) -> ProbeResult:
+        h = self.settings
+        url = f"{h.scheme}://{format_hostport(addr, port)}{h.path}"
+        start = time.monotonic()
+
+        def result(
+            healthy: bool, reason: str | None = None, detail: str = "", status: int | None = None
+        ) -> ProbeResult:
+            return ProbeResult(healthy, time.monotonic() - start, reason, detail, status)
+
+        try:
+            async with asyncio.timeout(h.timeout):
+                async with self._client().request(
+                    h.method,
+                    url,
+                    headers=dict(h.headers),
+                    data=h.body.encode() if h.body else None,
+                    server_hostname=server_name if h.scheme == "https" else None,
+                    allow_redirects=False,
+                ) as resp:
+                    excerpt = await resp.content.read(BODY_EXCERPT)
+        except TimeoutError:
+            return result(False, "timeout", f"no answer within {h.timeout:g}s")
+        except aiohttp.ClientConnectorCertificateError as e:
+            return result(False, "tls", str(e.certificate_error))
+        except aiohttp.ClientSSLError as e:
+            return result(False, "tls", str(e))
+        except aiohttp.ClientConnectorError as e:
+            return result(False, _oserror_reason(e.os_error), e.os_error.strerror or str(e))
+        except ssl.SSLError as e:
+            return result(False, "tls", str(e))
+        except aiohttp.ServerDisconnectedError:
+            return result(False, "reset", "server closed the connection without answering")
+        except aiohttp.ClientOSError as e:
+            return result(False, _oserror_reason(e), str(e))
+        except aiohttp.ClientError as e:
+            return result(False, "error", str(e) or type(e).__name__)
+        if h.healthy_status(resp.status):
+            return result(True, status=resp.status)
+        body = excerpt.decode("utf-8", "replace")
+        return result(False, "status", f"HTTP {resp.status}: {body}", resp.status)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

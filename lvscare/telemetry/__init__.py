@@ -1,0 +1,1 @@
+"""What the daemon tells the outside: status, /healthz and /readyz, metrics, systemd."""

@@ -1,0 +1,144 @@
+"""The recording stand-in `kubeadm`, one for the host suite (on PATH) and the SSH suite (in
+the offline package): no kubeadm, kubelet or cluster exists here. It prints what the real one
+prints where bootstrap reads it (the join commands), and records every call."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOKEN = "abcdef.0123456789abcdef"
+CA_HASH = "sha256:" + "0123456789abcdef" * 4
+CERT_KEY = "fedcba9876543210" * 4
+
+# Shaped like the end of a real `kubeadm init --upload-certs`: tabs, backslash continuations.
+INIT_OUTPUT = f"""\
+[init] Using Kubernetes version: v1.30.4
+[certs] Using existing ca certificate authority
+[certs] Using existing apiserver certificate and key on disk
+[kubeconfig] Using existing kubeconfig file: "/etc/kubernetes/admin.conf"
+Your Kubernetes control-plane has initialized successfully!
+
+To start using your cluster, you need to run the following as a regular user:
+
+  mkdir -p $HOME/.kube
+  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config
+
+You can now join any number of the control-plane node running the following command on each as root:
+
+  kubeadm join apiserver.cluster.local:6443 --token {TOKEN} \\
+\t--discovery-token-ca-cert-hash {CA_HASH} \\
+\t--control-plane --certificate-key {CERT_KEY}
+
+Please note that the certificate-key gives access to cluster sensitive data, keep it secret!
+
+Then you can join any number of worker nodes by running the following on each as root:
+
+kubeadm join apiserver.cluster.local:6443 --token {TOKEN} \\
+\t--discovery-token-ca-cert-hash {CA_HASH}
+"""
+
+# What `kubeadm token create --print-join-command` prints (a second token, as after 24 hours).
+TOKEN2 = "zyxwvu.9876543210zyxwvu"
+
+_KUBEADM = """\
+#!{python}
+import json, os, sys, time
+env = os.environ.get
+args = sys.argv[1:]
+kdir = env("BOOTSTRAP_KUBERNETES_DIR", "/etc/kubernetes")
+entry = {{"argv": ["kubeadm", *args], "ns": time.time_ns()}}
+if "--config" in args:
+    with open(args[args.index("--config") + 1]) as f:
+        entry["config"] = f.read()
+with open(env("BOOTSTRAP_HOSTS_FILE", "/etc/hosts"), "rb") as f:
+    entry["hosts"] = f.read().decode()
+with open(env("KUBEADM_LOG", {log!r}), "a") as f:
+    f.write(json.dumps(entry) + "\\n")
+fail = [env("KUBEADM_FAIL", "")]
+if {fail_file!r} and os.path.exists({fail_file!r}):
+    fail += open({fail_file!r}).read().split()
+if args[:1] and args[0] in fail:
+    print("error execution phase preflight: [stand-in] told to fail", file=sys.stderr)
+    sys.exit(1)
+manifests = os.path.join(kdir, "manifests")
+if args[:1] == ["version"]:
+    print(env("KUBEADM_VERSION", "v1.30.4"))
+elif args[:1] == ["init"]:
+    if env("KUBEADM_INIT_OUTPUT"):
+        with open(env("KUBEADM_INIT_OUTPUT")) as f:
+            sys.stdout.write(f.read())
+    else:
+        sys.stdout.write({init_output!r})
+elif args[:1] == ["join"]:
+    if os.path.isdir(manifests) and os.listdir(manifests):
+        print("[ERROR DirAvailable--etc-kubernetes-manifests]: not empty", file=sys.stderr)
+        sys.exit(1)
+    os.makedirs(kdir, exist_ok=True)
+    with open(os.path.join(kdir, "kubelet.conf"), "w") as f:
+        f.write("written by kubeadm join\\n")
+    print("This node has joined the cluster:")
+elif args[:2] == ["token", "create"]:
+    print("kubeadm join apiserver.cluster.local:6443 --token {token2} "
+          "--discovery-token-ca-cert-hash {ca_hash} ")
+elif args[:1] == ["reset"]:
+    kubelet_conf = os.path.join(kdir, "kubelet.conf")
+    if os.path.exists(kubelet_conf) and "kubeadm join" in open(kubelet_conf).read():
+        os.remove(kubelet_conf)
+    print("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
+"""
+
+
+def kubeadm_stand_in(*, log: str = "", fail_file: str = "") -> str:
+    """The recording `kubeadm` of the host suite (on PATH) and of the SSH suite (in the
+    package). Each call's argv, --config file and hosts file go as one JSON line to
+    $KUBEADM_LOG or `log`; it fails the subcommand named in $KUBEADM_FAIL or listed in
+    `fail_file`; paths follow $BOOTSTRAP_KUBERNETES_DIR and $BOOTSTRAP_HOSTS_FILE as
+    bootstrap's do, else the real ones."""
+    return _KUBEADM.format(
+        python=sys.executable,
+        log=log,
+        fail_file=fail_file,
+        init_output=INIT_OUTPUT,
+        token2=TOKEN2,
+        ca_hash=CA_HASH,
+    )
+
+
+@dataclass
+class Kubeadm:
+    """The stand-in's record: every call's argv, and the --config file as it was given."""
+
+    log: Path
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def argvs(self) -> list[list[str]]:
+        return [c["argv"] for c in self.read() if c["argv"][1:2] != ["version"]]
+
+
+@pytest.fixture
+def kubeadm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubeadm:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "kubeadm"
+    script.write_text(kubeadm_stand_in())
+    script.chmod(0o755)
+    output = tmp_path / "init-output.txt"
+    output.write_text(INIT_OUTPUT)
+    log = tmp_path / "kubeadm.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KUBEADM_LOG", str(log))
+    monkeypatch.setenv("KUBEADM_INIT_OUTPUT", str(output))
+    monkeypatch.delenv("KUBEADM_FAIL", raising=False)
+    return Kubeadm(log)

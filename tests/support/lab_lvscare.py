@@ -1,0 +1,66 @@
+"""How the lab, the benchmarks and the demo run the real `lvscare` command.
+
+One command line for all of them: the venv's Python runs the package as a module (what the
+static pod's `lvscare` entry point runs), on the lab's VIP and masters unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from tests.support.labnet import ipvs_table
+
+if TYPE_CHECKING:
+    from tests.support.labnet import Lab, LabProcess
+
+VIP, PORT = "10.103.97.2", 6443
+VS = f"{VIP}:{PORT}"
+KEY = (VIP, PORT)
+LVSCARE = [sys.executable, "-m", "lvscare"]
+# lvscare with one test hook, SIGUSR1 blocks its event loop (see blocking_lvscare.py).
+BLOCKING = [sys.executable, str(Path(__file__).with_name("blocking_lvscare.py"))]
+
+
+class CareFn(Protocol):
+    """The lab's `care` fixture: `lvscare care` on the lab's VIP and masters plus `flags`."""
+
+    def __call__(
+        self,
+        *flags: str,
+        vs: str = VS,
+        rs_flags: Sequence[str] | None = None,
+        command: Sequence[str] = LVSCARE,
+        env: dict[str, str] | None = None,
+    ) -> LabProcess: ...
+
+
+def care_argv(
+    rs_flags: Sequence[str],
+    *flags: str,
+    vs: str = VS,
+    command: Sequence[str] = LVSCARE,
+) -> list[str]:
+    """`lvscare care --vs VS RS_FLAGS FLAGS`; `rs_flags` as `Lab.rs_args()` gives them."""
+    return [*command, "care", "--vs", vs, *rs_flags, *flags]
+
+
+def run_lvscare(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """A short-lived lvscare (--run-once, -C) to completion."""
+    return subprocess.run(
+        [*LVSCARE, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def dests(key: tuple[str, int] = KEY) -> dict[str, int]:
+    """{real server ip: weight} of the virtual service in the kernel, {} if it is missing."""
+    service = ipvs_table().get(key)
+    return {} if service is None else {addr: w for (addr, _port), w in service["dests"].items()}
+
+
+def all_up(lab: Lab) -> dict[str, int]:
+    """`dests()` when every master of `lab` is in at weight 1."""
+    return {m.ip: 1 for m in lab.masters}

@@ -1,0 +1,84 @@
+"""An offline package in the seed documents' layout, with recording stand-ins in bin/.
+
+kube/bin/kubeadm (the host suite's stand-in, failing what FAIL_FILE lists) and kube/bin/kubectl
+record their argv (and the --config file, and the host's /etc/hosts) to the host's CALLS_LOG;
+kube/bin/bootstrap is lvscare-py's real single-host command from this checkout, with only the
+IPVS calls recorded instead of made (this kernel has no IPVS; the kernel lab proves those).
+shell/init.sh installs bin/ into /usr/local/bin, as the seed packages do.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+from tests.support.kubeadm import kubeadm_stand_in
+from tests.support.ssh_hosts import CALLS_LOG, FAIL_FILE
+
+RECORD = f"""\
+import json, os, sys, time
+def record(argv, **extra):
+    entry = {{"argv": argv, "ns": time.time_ns(), **extra}}
+    with open({CALLS_LOG!r}, "a") as f:
+        f.write(json.dumps(entry) + "\\n")
+"""
+
+KUBEADM = kubeadm_stand_in(log=CALLS_LOG, fail_file=FAIL_FILE)
+
+KUBECTL = f"""\
+#!{sys.executable}
+{RECORD}
+record(["kubectl", *sys.argv[1:]])
+print("node deleted")
+"""
+
+BOOTSTRAP = f"""\
+#!{sys.executable}
+import sys
+sys.dont_write_bytecode = True
+{RECORD}
+from bootstrap.cli import main
+from bootstrap.host import lvscare_rules
+lvscare_rules.create_rules = lambda vs, rs: record(["ipvs", "create", vs, *rs])
+lvscare_rules.remove_rules = lambda vs: record(["ipvs", "remove", vs])
+main()
+"""
+
+INIT_SH = f"""\
+#!/bin/sh
+set -e
+cd "$(dirname "$0")/.."
+mkdir -p /usr/local/bin
+for f in bin/*; do install -m 0755 "$f" /usr/local/bin/; done
+echo '{{"argv": ["init.sh"]}}' >> {CALLS_LOG}
+"""
+
+CLEAN_SH = f"""\
+#!/bin/sh
+echo '{{"argv": ["clean.sh"]}}' >> {CALLS_LOG}
+"""
+
+
+def build(path: Path, padding: int = 1024, top: str = "kube") -> Path:
+    """The package as kube.tar.gz; `padding` random-ish bytes in images/ to give it size."""
+    files = {
+        "bin/kubeadm": (KUBEADM, 0o755),
+        "bin/kubectl": (KUBECTL, 0o755),
+        "bin/bootstrap": (BOOTSTRAP, 0o755),
+        "shell/init.sh": (INIT_SH, 0o755),
+        "shell/clean.sh": (CLEAN_SH, 0o755),
+        "conf/README": ("configuration files of the package\n", 0o644),
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, (text, mode) in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        blob = (bytes(range(256)) * (padding // 256 + 1))[:padding]
+        info = tarfile.TarInfo(f"{top}/images/images.tar")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    return path
