@@ -29,18 +29,15 @@ class VIPHost(Protocol):
         ...
 
 
-class DefaultRouteVIP:
-    """--mode route without --ip: the default route serves, nothing to set up."""
+class _OurVIP:
+    """What every mode shares: the config, rtnetlink, and -C's removal of whatever any mode
+    made (the link, the route and the nft table)."""
 
     def __init__(self, config: CareConfig, hostnet: HostNetwork) -> None:
         self.config = config
         self.hostnet = hostnet
 
-    async def ensure(self) -> list[str]:
-        return []
-
     async def remove(self) -> list[str]:
-        """Our link, our route and our nft table, whichever mode made them."""
         cfg, removed = self.config, []
         if await self.hostnet.remove_link(cfg.iface):
             removed.append(f"interface {cfg.iface}")
@@ -51,7 +48,14 @@ class DefaultRouteVIP:
         return removed
 
 
-class RouteVIP(DefaultRouteVIP):
+class DefaultRouteVIP(_OurVIP):
+    """--mode route without --ip: the default route serves, nothing to set up."""
+
+    async def ensure(self) -> list[str]:
+        return []
+
+
+class RouteVIP(_OurVIP):
     """--mode route --ip GW: a host route for the VIP through the gateway."""
 
     async def ensure(self) -> list[str]:
@@ -59,7 +63,7 @@ class RouteVIP(DefaultRouteVIP):
         return await self.hostnet.ensure_route(self.config.vip, self.config.route_via)
 
 
-class LinkVIP(DefaultRouteVIP):
+class LinkVIP(_OurVIP):
     """--mode link: VIP/32 on a dummy interface, conntrack for IPVS, the masquerade rule.
 
     The sysctl and the nft table are set on the first call only: nothing else touches them,
