@@ -50,11 +50,14 @@ def make_ssl_context(settings: ProbeSettings) -> ssl.SSLContext:
 
 
 def _oserror_reason(err: OSError | None) -> str:
-    code = getattr(err, "errno", None)
-    if code == errno.ECONNREFUSED:
+    # By class, which OSError picks from the errno, and which also covers asyncio's
+    # ConnectionResetError() without one: the peer closed during the TLS handshake (a master
+    # killed while a probe is in flight).
+    if isinstance(err, ConnectionRefusedError):
         return "refused"
-    if code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+    if isinstance(err, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
         return "reset"
+    code = getattr(err, "errno", None)
     if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return "unreachable"
     if code == errno.ETIMEDOUT:

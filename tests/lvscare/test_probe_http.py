@@ -107,6 +107,23 @@ async def test_server_that_never_answers_times_out() -> None:
     assert result.reason == "timeout" and "0.3s" in result.detail
 
 
+async def test_apiserver_dying_during_the_tls_handshake_is_a_reset() -> None:
+    """A master killed while a probe's handshake is in flight: the peer reads the ClientHello
+    and closes. asyncio reports that as a ConnectionResetError without an errno."""
+
+    async def close_after_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.close()
+
+    server = await asyncio.start_server(close_after_hello, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prober = HTTPProber(ProbeSettings(timeout=2))
+    result = await prober.probe(LOOPBACK, port)
+    await prober.close()
+    server.close()
+    assert result.reason == "reset" and not result.healthy, result
+
+
 async def test_certificate_from_another_ca_is_a_tls_failure(
     serve: Callable[[Handler], Awaitable[int]], tmp_path: Path
 ) -> None:
