@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.http_get import get as http_get
 from tests.support.lab_lvscare import KEY, PORT, VIP, CareFn, all_up, dests
 from tests.support.labnet import (
     ConnectFailed,
@@ -36,9 +36,9 @@ def drained(ip: str) -> bool:
 
 
 def get(path: str) -> str:
-    with urllib.request.urlopen(ENDPOINT + path, timeout=10) as resp:
-        body: bytes = resp.read()
-    return body.decode()
+    status, body = http_get(ENDPOINT + path)
+    assert status == 200, f"{path}: {status} {body}"
+    return body
 
 
 def metric(name: str, **labels: str) -> float:

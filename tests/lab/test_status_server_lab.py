@@ -14,13 +14,12 @@ import signal
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.http_get import get as http_get
 from tests.support.lab_lvscare import BLOCKING, PORT, VIP, CareFn, dests
 from tests.support.labnet import Lab, Master, ipvs_clear, sh
 from tests.support.wait import wait_until
@@ -38,11 +37,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def get(path: str, timeout: float = 5) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(BASE + path, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return http_get(BASE + path, timeout)
 
 
 def status_of(path: str) -> int:

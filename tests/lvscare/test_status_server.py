@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 from lvscare.kernel.table import DestState
 from lvscare.telemetry import hub
 from tests.support.fake_kernel import dest
-from tests.support.inproc_daemon import MASTERS, InProc, aget, get, running
+from tests.support.http_get import aget, get
+from tests.support.inproc_daemon import MASTERS, InProc, running
 from tests.support.wait import await_until
 
 

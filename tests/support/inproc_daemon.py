@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +19,7 @@ import lvscare.daemon
 from lvscare.config import CareConfig, build_config
 from lvscare.daemon import Daemon
 from tests.support.fake_kernel import TableInMemory
+from tests.support.http_get import aget
 from tests.support.probers import ScriptedProber
 from tests.support.wait import await_until
 
@@ -60,19 +59,6 @@ def without_kernel(patch: SetAttr, *, scripted_probes: bool = True) -> KernelFak
         patch(lvscare.daemon, "HTTPProber", fakes.prober)
     patch(lvscare.daemon.Daemon, "start", start)
     return fakes
-
-
-def get(url: str, timeout: float = 10) -> tuple[int, str]:
-    """Blocking GET (usable from any thread): status and body, 5xx included."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-async def aget(url: str) -> tuple[int, str]:
-    return await asyncio.to_thread(get, url)
 
 
 @dataclass
