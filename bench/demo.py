@@ -43,19 +43,27 @@ def poll_table(events: list[Event], stop: threading.Event) -> None:
         time.sleep(0.02)
 
 
-def client(events: list[Event], stop: threading.Event) -> None:
-    """A connection through the VIP every 100 ms; reports failures and who answered."""
-    last = None
-    while not stop.is_set():
-        try:
-            with socket.create_connection((VIP, PORT), timeout=1):
-                outcome = "connect ok"
-        except OSError as e:
-            outcome = f"connect FAILED ({e.strerror or e})"
-        if outcome != last:
-            events.append((time.time(), "client", outcome))
-            last = outcome
-        time.sleep(0.1)
+class Client:
+    """A connection through the VIP every 100 ms; reports changes of outcome, counts all."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.attempts: list[tuple[float, bool]] = []  # (wall time, connected)
+
+    def run(self, stop: threading.Event) -> None:
+        last = None
+        while not stop.is_set():
+            start = time.time()
+            try:
+                with socket.create_connection((VIP, PORT), timeout=1):
+                    outcome = "connect ok"
+            except OSError as e:
+                outcome = f"connect FAILED ({e.strerror or e})"
+            self.attempts.append((start, outcome == "connect ok"))
+            if outcome != last:
+                self.events.append((start, "client", outcome))
+                last = outcome
+            time.sleep(0.1)
 
 
 def daemon_events(d: LabProcess) -> list[Event]:
@@ -87,19 +95,19 @@ def main() -> None:
         victim = lab.masters[1]
         argv = care_argv(lab.rs_args(), "--interval", "1")
         stop = threading.Event()
-        threads = [
-            threading.Thread(target=poll_table, args=(events, stop), daemon=True),
-            threading.Thread(target=client, args=(events, stop), daemon=True),
-        ]
-        for t in threads:
-            t.start()
+        poller = threading.Thread(target=poll_table, args=(events, stop), daemon=True)
+        poller.start()
         t0 = time.time()
         events.append((t0, "demo", "start lvscare " + " ".join(argv[len(LVSCARE) :])))
         daemon = start_process(argv, Path(tmp) / "lvscare.log")
-        # Python starts slowly under emulation: the faults begin once the table is complete.
+        # Python starts slowly under emulation: traffic and faults begin once the table is full.
         full = "  ".join(f"{m.ip}:{PORT} w=1" for m in lab.masters)
         if not wait_until(lambda: table_text() == full, 300):
             raise SystemExit(f"lvscare did not fill the table:\n{daemon.tail()}")
+        client = Client(events)
+        events.append((time.time(), "demo", "table complete: a client connects every 100 ms"))
+        traffic = threading.Thread(target=client.run, args=(stop,), daemon=True)
+        traffic.start()
         time.sleep(3)
         events.append((time.time(), "demo", f"kill -9 apiserver on {victim.name} ({victim.ip})"))
         killed_at = time.time()
@@ -109,12 +117,11 @@ def main() -> None:
         started_at = time.time()
         victim.start()
         time.sleep(6)
+        stop.set()
+        for t in (poller, traffic):
+            t.join()
         events.append((time.time(), "demo", "SIGTERM lvscare"))
         daemon.stop()
-        time.sleep(0.5)
-        stop.set()
-        for t in threads:
-            t.join()
         events.extend(daemon_events(daemon))
     lab.destroy()
 
@@ -123,19 +130,48 @@ def main() -> None:
     print(f"{'t (s)':>8}  {'source':<8} what")
     for when, source, text in events:
         print(f"{when - t0:8.3f}  {source:<8} {text}")
-
-    def first_table(after: float, test: Callable[[str], bool]) -> float | None:
-        return next((w for w, s, t in events if s == "kernel" and w > after and test(t)), None)
-
-    victim_rs = f"{victim.ip}:{PORT}"
-    marks = (
-        ("kill -> weight 0", killed_at, first_table(killed_at, lambda t: f"{victim_rs} w=0" in t)),
-        ("kill -> removed", killed_at, first_table(killed_at, lambda t: victim_rs not in t)),
-        ("restart -> back", started_at, first_table(started_at, lambda t: f"{victim_rs} w=1" in t)),
-    )
     print()
-    for label, base, seen in marks:
-        print(f"{label:<18} {'-' if seen is None else f'{(seen - base) * 1000:.0f} ms'}")
+    for line in summary(events, client.attempts, f"{victim.ip}:{PORT}", killed_at, started_at):
+        print(line)
+
+
+def summary(
+    events: list[Event],
+    attempts: list[tuple[float, bool]],
+    victim_rs: str,
+    killed_at: float,
+    started_at: float,
+) -> list[str]:
+    """What a reader should take from the timeline, in a few lines."""
+    tables = [(w, t) for w, s, t in events if s == "kernel"]
+
+    def first(after: float, test: Callable[[str], bool]) -> float | None:
+        return next((w for w, t in tables if w > after and test(t)), None)
+
+    def ms(base: float, seen: float | None) -> str:
+        return "never" if seen is None else f"after {(seen - base) * 1000:.0f} ms"
+
+    drained = first(killed_at, lambda t: f"{victim_rs} w=0" in t or victim_rs not in t)
+    removed = first(killed_at, lambda t: victim_rs not in t)
+    back = first(started_at, lambda t: f"{victim_rs} w=1" in t)
+    # Put back while its apiserver was still down: the one thing that must never happen.
+    readmitted = [
+        w for w, t in tables if drained and drained < w < started_at and f"{victim_rs} w=1" in t
+    ]
+    failed = [w for w, ok in attempts if not ok]
+    in_window = [w for w in failed if drained is not None and killed_at <= w < drained]
+    others = len(failed) - len(in_window)
+    return [
+        "What this shows:",
+        f"  the killed master stopped getting new connections {ms(killed_at, drained)}"
+        f" (weight 0 in the kernel) and left the table {ms(killed_at, removed)};",
+        f"  it was {'NEVER' if not readmitted else f'{len(readmitted)} TIMES'} put back while down,"
+        f" and came back {ms(started_at, back)} after its apiserver did;",
+        f"  the client made {len(attempts)} connects through the VIP: {len(in_window)} failed"
+        f" between the kill and the drain (they went to the dead master),"
+        f" {others} at any other time.",
+        "  Traffic never left the kernel: lvscare only changed the IPVS table (netlink lines).",
+    ]
 
 
 if __name__ == "__main__":

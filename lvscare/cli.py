@@ -129,7 +129,8 @@ def cli() -> None:
     type=click.Choice(["keep", "drain"]),
     default="keep",
     show_default=True,
-    help="When every master looks down: keep all in the table (fail open) or drain them.",
+    help="When every master looks down: keep the last healthy ones in the table (fail open;"
+    " never one that refused, reset, answered an HTTP error or failed TLS) or drain them all.",
 )
 @click.option(
     "--watch/--no-watch",

@@ -72,6 +72,9 @@ class Care:
         self.last_reconcile_at: float | None = None
         self._kernel_lock = asyncio.Lock()  # rounds and crash reactions both reconcile
         self._was_fail_open = False
+        # The servers UP when one last was: what failing open keeps (see kept_open).
+        self._last_healthy: frozenset[str] = frozenset(rs.name for rs in self.servers)
+        self.stalled_rounds = 0
         self._watches: dict[str, ConnectionWatch] = {}
         self._retired: set[asyncio.Task[None]] = set()
         self.observers: tuple[Observer, ...] = tuple(observers(self))
@@ -104,7 +107,8 @@ class Care:
 
     def fail_open(self) -> bool:
         """No resolved server is up and --all-down keep: a node that can reach no /healthz
-        usually has a probe problem, not a dead control plane, so keep everyone in."""
+        usually has a probe problem, not a dead control plane, so the last healthy set stays
+        in (see kept_open)."""
         resolved = [rs for rs in self.servers if rs.addr is not None]
         return (
             self.config.all_down == "keep"
@@ -112,22 +116,46 @@ class Care:
             and not any(rs.tracker.state is State.UP for rs in resolved)
         )
 
+    def kept_open(self, rs: RealServer) -> bool:
+        """While failing open, whether `rs` stays at its weight: it was in the last healthy
+        set, and its failure was not definite. A refused or reset connection, an HTTP error or
+        a TLS failure is the master's own answer, not a probe problem: keeping it would send
+        clients to a master known to be down."""
+        return rs.name in self._last_healthy and not (rs.last is not None and rs.last.definite)
+
     def desired(self) -> dict[Dest, int]:
-        keep_all = self.fail_open()
+        failing_open = self.fail_open()
         want: dict[Dest, int] = {}
         for rs in self.servers:
             dest = rs.dest
             if dest is None:
                 continue
-            if keep_all or rs.tracker.state is State.UP:
+            if rs.tracker.state is State.UP or (failing_open and self.kept_open(rs)):
                 want[dest] = self.config.weight
             elif rs.tracker.state is State.DRAINING:
                 want.setdefault(dest, DRAIN)
         return want
 
-    def _record(self, rs: RealServer, result: ProbeResult) -> tuple[str, State, State] | None:
-        """Log one probe result and feed it to the server's tracker."""
-        rs.last = result
+    def _fresh(self, rs: RealServer, started: float) -> bool:
+        """Whether a probe of `rs` that started at `started` is the newest evidence heard;
+        claims it if so. A round's probe in flight when a crash is seen can answer 200 after
+        the crash reaction has drained the server: that older answer must not restore it."""
+        if started < rs.evidence_at:
+            log.debug("stale probe result dropped", rs=rs.name)
+            return False
+        rs.evidence_at = started
+        return True
+
+    def _record(
+        self, rs: RealServer, result: ProbeResult, *, evidence: bool = True
+    ) -> tuple[str, State, State] | None:
+        """Log one probe result and, if it is evidence about the master, feed it to the
+        server's tracker. A probe that timed out while lvscare itself could not run
+        ("stalled") is not."""
+        if result.reason == "stalled":
+            evidence = False
+        if evidence or rs.last is None or rs.last.healthy:
+            rs.last = result  # a stall never hides the failure that made a server go
         for obs in self.observers:
             obs.probed(rs, result)
         latency_ms = round(result.latency * 1000, 1)
@@ -142,6 +170,8 @@ class Care:
                 detail=result.detail,
                 latency_ms=latency_ms,
             )
+        if not evidence:
+            return None
         return self._transition(rs, rs.tracker.observe(result.healthy), result.reason)
 
     def _transition(
@@ -167,8 +197,22 @@ class Care:
 
     async def probe_all(self) -> list[tuple[str, State, State]]:
         targets = [rs for rs in self.servers if rs.addr is not None]
+        started = self.clock()
         results = await asyncio.gather(*(self._probe(rs) for rs in targets))
-        transitions = [self._record(rs, r) for rs, r in zip(targets, results, strict=True)]
+        answers = zip(targets, results, strict=True)
+        fresh = [(rs, r) for rs, r in answers if self._fresh(rs, started)]
+        if len(targets) > 1 and all(r.timed_out for r in results):
+            # Every master silent at once is news about this node (starved of CPU, paused),
+            # not about the masters: count and show it, decide nothing on it. One master alone
+            # cannot tell the two apart.
+            self.stalled_rounds += 1
+            log.warning("every probe timed out: this node looks stalled, no state changed")
+            for rs, r in fresh:
+                self._record(rs, r, evidence=False)
+            for obs in self.observers:
+                obs.stalled()
+            return []
+        transitions = [self._record(rs, r) for rs, r in fresh]
         return [t for t in transitions if t is not None]
 
     async def reconcile(self) -> list[Op]:
@@ -179,18 +223,23 @@ class Care:
     async def _reconcile(self) -> list[Op]:
         start = self.clock()
         ops: list[Op] = []
+        up = frozenset(rs.name for rs in self.servers if rs.tracker.state is State.UP)
+        if up:
+            self._last_healthy = up
         fail_open = self.fail_open()
         if fail_open != self._was_fail_open:
             self._was_fail_open = fail_open
             if fail_open:
                 log.error(
-                    "every real server looks down: failing open, all stay in the table",
+                    "every real server looks down: failing open, the last healthy set stays",
                     vs=str(self.service),
+                    kept=[rs.name for rs in self.servers if self.kept_open(rs)],
                 )
             else:
                 log.warning("a real server is healthy again: fail-open ended", vs=str(self.service))
                 for rs in self.servers:
-                    self._transition(rs, rs.tracker.drain_again(), "fail-open ended")
+                    if self.kernel_weight(rs):  # kept at its weight: the drain it skipped
+                        self._transition(rs, rs.tracker.drain_again(), "fail-open ended")
         try:
             actual = await self.table.read(self.service)
             ops = plan(self.service, actual, self.desired())
@@ -278,10 +327,16 @@ class Care:
             obs.watch_lost(rs)
         if rs.addr is None or rs.tracker.state is not State.UP:
             return
+        started = self.clock()
         failed = await tcp_check(rs.addr, rs.endpoint.port, self.config.probe.timeout)
         result = failed if failed is not None else await self._probe(rs)
+        if not self._fresh(rs, started):
+            return
+        if result.reason == "stalled":  # lvscare was the slow one: no news about `rs`
+            self._record(rs, result)
+            return
         if not result.healthy:
-            await self._drain_at_once(rs)  # the kernel first, the bookkeeping after
+            await self._drain_at_once(rs, result)  # the kernel first, the bookkeeping after
         transition = self._record(rs, result)
         if result.healthy or rs.tracker.state is not State.UP:
             if transition is not None:
@@ -290,7 +345,7 @@ class Care:
         self._transition(rs, rs.tracker.force_drain(), "connection lost")
         await self.reconcile()
 
-    async def _drain_at_once(self, rs: RealServer) -> None:
+    async def _drain_at_once(self, rs: RealServer, result: ProbeResult) -> None:
         """Weight 0 straight to the kernel, before the reconcile reads the table back: the
         read costs more than the change, and until the change every new connection may land
         on a dead server. The reconcile that follows checks the result."""
@@ -300,8 +355,8 @@ class Care:
         assert dest is not None and view is not None  # it has a weight in the table
         others = (o for o in self.servers if o is not rs and o.addr is not None)
         others_up = any(o.tracker.state is State.UP for o in others)
-        if not others_up and self.config.all_down == "keep":
-            return  # it would be the last one: fail open instead (see fail_open)
+        if not others_up and self.config.all_down == "keep" and not result.definite:
+            return  # it would be the last one and may be fine: fail open instead (kept_open)
         op = Op("set-dest", dest, 0)
         start = self.clock()
         async with self._kernel_lock:

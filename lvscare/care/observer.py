@@ -26,3 +26,7 @@ class Observer(Protocol):
     ) -> None: ...
 
     def watch_lost(self, rs: RealServer) -> None: ...
+
+    def stalled(self) -> None:
+        """A round in which every probe timed out: taken as this node's stall, no state
+        changed."""

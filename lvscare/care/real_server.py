@@ -22,6 +22,9 @@ class RealServer:
     tracker: HealthTracker
     addr: IPAddress | None = None
     last: ProbeResult | None = None
+    # When the probe behind `last` started: a result from a probe that started earlier is
+    # older news and is dropped (a slow probe must not undo a crash seen meanwhile).
+    evidence_at: float = float("-inf")
 
     @property
     def dest(self) -> Dest | None:

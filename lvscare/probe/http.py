@@ -11,6 +11,7 @@ import asyncio
 import errno
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,7 @@ import aiohttp
 
 from lvscare.address import IPAddress, format_hostport
 from lvscare.config import ProbeSettings
+from lvscare.probe.lag import LagMeter
 
 BODY_EXCERPT = 200
 
@@ -26,9 +28,27 @@ BODY_EXCERPT = 200
 class ProbeResult:
     healthy: bool
     latency: float
-    reason: str | None = None  # refused | timeout | tls | status | reset | unreachable | error
+    # refused | timeout | stalled | tls | status | reset | unreachable | error
+    reason: str | None = None
     detail: str = ""
     status: int | None = None
+
+    @property
+    def definite(self) -> bool:
+        """A failure that proves the master cannot serve (its process or its TLS answered,
+        or nothing listens): unlike a timeout, it cannot be lvscare's own slowness."""
+        return not self.healthy and self.reason in DEFINITE_REASONS
+
+    @property
+    def timed_out(self) -> bool:
+        """No answer in time: the master, the path, or lvscare itself may be the slow one."""
+        return not self.healthy and self.reason in ("timeout", "stalled")
+
+
+DEFINITE_REASONS = frozenset({"refused", "reset", "status", "tls"})
+# A timeout is blamed on lvscare, not the master, when lvscare could not run for at least
+# this share of the probe's time (see LagMeter).
+STALL_SHARE = 0.5
 
 
 class Prober(Protocol):
@@ -96,6 +116,7 @@ class HTTPProber:
             make_ssl_context(settings) if settings.scheme == "https" else False
         )
         self._session: aiohttp.ClientSession | None = None
+        self._lag = LagMeter()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -120,6 +141,25 @@ class HTTPProber:
         ) -> ProbeResult:
             return ProbeResult(healthy, time.monotonic() - start, reason, detail, status)
 
+        with self._lag.watching():
+            try:
+                return await self._request(url, server_name, result)
+            except TimeoutError:
+                lost = self._lag.stalled_for(start)
+                if lost >= h.timeout * STALL_SHARE:
+                    return result(
+                        False,
+                        "stalled",
+                        f"no answer within {h.timeout:g}s, but lvscare itself could not run"
+                        f" for {lost:.2f}s of it",
+                    )
+                return result(False, "timeout", f"no answer within {h.timeout:g}s")
+
+    async def _request(
+        self, url: str, server_name: str | None, result: Callable[..., ProbeResult]
+    ) -> ProbeResult:
+        """One request bounded by the timeout (TimeoutError escapes), sorted into a result."""
+        h = self.settings
         try:
             async with asyncio.timeout(h.timeout):
                 async with self._client().request(
@@ -131,8 +171,6 @@ class HTTPProber:
                     allow_redirects=False,
                 ) as resp:
                     excerpt = await resp.content.read(BODY_EXCERPT)
-        except TimeoutError:
-            return result(False, "timeout", f"no answer within {h.timeout:g}s")
         except aiohttp.ClientConnectorCertificateError as e:
             return result(False, "tls", str(e.certificate_error))
         except aiohttp.ClientSSLError as e:

@@ -68,6 +68,12 @@ class Guarded:
         except Exception as e:
             self._failed("watch_lost", e)
 
+    def stalled(self) -> None:
+        try:
+            self.inner.stalled()
+        except Exception as e:
+            self._failed("stalled", e)
+
 
 class Telemetry:
     """The observers of one Care, and the endpoint that serves what they know.

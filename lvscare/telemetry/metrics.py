@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from lvscare.probe.http import ProbeResult
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
-PROBE_REASONS = ("refused", "timeout", "tls", "status", "reset", "unreachable", "error")
+PROBE_REASONS = ("refused", "timeout", "stalled", "tls", "status", "reset", "unreachable", "error")
 OP_KINDS = ("add-service", "set-service", "add-dest", "set-dest", "del-dest")
 TRANSITIONS = (
     (State.UP, State.DRAINING),
@@ -134,7 +134,14 @@ class Metrics:
         )
         self.fail_open = Gauge(
             "lvscare_fail_open",
-            "1 while every real server looks down and all are kept in the table (--all-down keep).",
+            "1 while every real server looks down and the last healthy set, less those that"
+            " failed definitely, is kept in the table (--all-down keep).",
+            registry=reg,
+        )
+        self.stalled_rounds = Counter(
+            "lvscare_stalled_rounds",
+            "Rounds in which every probe timed out: taken as this node's own stall (CPU"
+            " starvation, a pause), so no state changed.",
             registry=reg,
         )
         self.vs_present = Gauge(
@@ -182,6 +189,9 @@ class Metrics:
 
     def watch_lost(self, rs: RealServer) -> None:
         self.watch_lost_count.labels(rs.name).inc()
+
+    def stalled(self) -> None:
+        self.stalled_rounds.inc()
 
     def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
         care = self.care

@@ -69,6 +69,9 @@ class ReadyNotifier:
     def watch_lost(self, rs: RealServer) -> None:
         pass
 
+    def stalled(self) -> None:
+        pass
+
     def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
         if self.ready or error is not None:
             return

@@ -64,6 +64,9 @@ class StatusBoard:
     def watch_lost(self, rs: RealServer) -> None:
         pass
 
+    def stalled(self) -> None:
+        pass
+
     def reconciled(self, ops: Sequence[Op], error: BaseException | None, seconds: float) -> None:
         self.reconciled_wall = self.wall()
         self.reconcile_seconds = seconds
@@ -159,7 +162,12 @@ class StatusBoard:
         elif not serving:
             ready, reason = False, "no healthy real server: " + ", ".join(not_serving)
             if care.fail_open():
-                reason += " (failing open: all kept in the table)"
+                kept = [rs.name for rs in care.servers if care.kept_open(rs)]
+                reason += (
+                    f" (failing open: kept in the table: {', '.join(kept)})"
+                    if kept
+                    else " (failing open, but every failure was definite: none kept)"
+                )
         else:
             ready = True
             reason = f"{care.service}: {len(serving)}/{len(care.servers)} real servers serving"
@@ -177,6 +185,7 @@ class StatusBoard:
             "fail_open": care.fail_open(),
             "interval_seconds": care.config.interval,
             "rounds": care.rounds,
+            "stalled_rounds": care.stalled_rounds,
             "last_reconcile": {
                 "at": _iso(self.reconciled_wall),
                 "duration_ms": None

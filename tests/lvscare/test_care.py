@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import pytest
+
 from lvscare.address import IPAddress
+from lvscare.care import loop as care_loop
 from lvscare.care.loop import Care
 from lvscare.care.tracker import State
 from lvscare.config import build_config
@@ -110,7 +113,7 @@ async def test_changed_hostname_address_is_swapped_in_the_table() -> None:
     care.servers[0].addr = ipaddress.ip_address("127.0.0.2")  # as if DNS had said so
     ops = await care.reconcile()
     assert weights(table) == {"127.0.0.2": 1}
-    assert [o.kind for o in ops] == ["del-dest", "add-dest"]
+    assert [o.kind for o in ops] == ["add-dest", "del-dest"]  # the new one in first
 
 
 def test_plan_is_the_only_source_of_ops() -> None:
@@ -119,41 +122,101 @@ def test_plan_is_the_only_source_of_ops() -> None:
     assert plan(svc, None, {})[0] == Op("add-service")
 
 
-async def test_every_master_down_keeps_them_all_in_the_table_by_default() -> None:
+async def test_every_master_down_keeps_the_last_healthy_set_that_did_not_fail_definitely() -> None:
+    # The slow node of issue 15: M0 and M1 time out (the node is the slow one) in the round
+    # in which M2 is killed (refused). Failing open keeps M0 and M1, never the refusing M2.
     care, table, prober = make()
     await care.resolve_all(strict=True)
     await care.run_round()
-    prober.fail(M)
-    for _ in range(3):
-        await care.run_round()
+    prober.fail([M[0], M[1]], "timeout")
+    prober.fail(M[2], "refused")
+    await care.run_round()
     assert care.fail_open()
-    assert weights(table) == dict.fromkeys(M, 1)
-    del prober.failing[M[2]]  # one master back: the others drain as usual
+    assert weights(table) == {M[0]: 1, M[1]: 1, M[2]: 0}
+    await care.run_round()
+    await care.run_round()
+    assert weights(table) == {M[0]: 1, M[1]: 1}
+    del prober.failing[M[1]]  # one master back: the other one kept drains as usual
     await care.run_round()
     assert not care.fail_open()
-    assert weights(table) == {M[0]: 0, M[1]: 0, M[2]: 1}  # kept at weight: not yet drained
+    assert weights(table) == {M[0]: 0, M[1]: 1}  # kept at weight: not yet drained
     await care.run_round()
-    assert weights(table) == {M[2]: 1}
+    assert weights(table) == {M[1]: 1}
+    assert M[2] not in weights(table)
 
 
-async def test_a_removed_master_put_back_by_fail_open_drains_again_when_it_ends() -> None:
+async def test_fail_open_never_puts_back_a_master_drained_before_everything_went_down() -> None:
     care, table, prober = make()
     await care.resolve_all(strict=True)
     await care.run_round()
-    prober.fail(M[0])
+    prober.fail(M[0], "timeout")
     await care.run_round()
     await care.run_round()
     assert weights(table) == {M[1]: 1, M[2]: 1}  # M0 drained, then removed
-    prober.fail(M)
+    prober.fail([M[1], M[2]], "unreachable")
     await care.run_round()
     assert care.fail_open()
-    assert weights(table) == dict.fromkeys(M, 1)  # fail open: M0 back at its weight
+    assert weights(table) == {M[1]: 1, M[2]: 1}  # the last healthy set; M0 stays out
     del prober.failing[M[2]]
     await care.run_round()
-    assert weights(table) == {M[0]: 0, M[1]: 0, M[2]: 1}  # weight 0 first, M0 included
-    assert care.servers[0].tracker.state is State.DRAINING
+    assert weights(table) == {M[1]: 0, M[2]: 1}  # weight 0 first for the kept M1
+    assert care.servers[1].tracker.state is State.DRAINING
     await care.run_round()
     assert weights(table) == {M[2]: 1}
+
+
+async def test_every_master_refusing_empties_the_table_even_when_failing_open() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.fail(M, "refused")
+    await care.run_round()
+    assert care.fail_open()
+    assert weights(table) == dict.fromkeys(M, 0)  # drained first, as any failure
+    await care.run_round()
+    assert weights(table) == {}
+    prober.failing.clear()
+    await care.run_round()
+    assert weights(table) == dict.fromkeys(M, 1)
+
+
+async def test_a_round_in_which_every_probe_timed_out_changes_no_state() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.fail(M, "timeout")
+    report = await care.run_round()
+    assert report.transitions == [] and report.ops == []
+    assert [rs.tracker.state for rs in care.servers] == [State.UP] * 3
+    assert care.stalled_rounds == 1
+    assert weights(table) == dict.fromkeys(M, 1)
+
+
+async def test_a_stalled_probe_is_no_evidence_against_its_master() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.fail(M[0], "stalled")  # it timed out while lvscare itself could not run
+    prober.fail(M[1], "refused")
+    for _ in range(3):
+        await care.run_round()
+    assert care.servers[0].tracker.state is State.UP
+    assert weights(table) == {M[0]: 1, M[2]: 1}
+
+
+async def test_a_stall_after_a_refusal_never_hides_it_from_fail_open() -> None:
+    care, table, prober = make()
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    prober.fail(M[0], "refused")
+    await care.run_round()  # M0 draining; M1 and M2 are the last healthy set
+    prober.fail(M, "timeout")
+    await care.run_round()  # a stall: no state changes, M0's refusal stays its last word
+    assert care.servers[0].last is not None and care.servers[0].last.reason == "refused"
+    prober.fail(M[0], "refused")
+    await care.run_round()
+    assert care.fail_open()
+    assert weights(table) == {M[1]: 1, M[2]: 1}
 
 
 async def test_all_down_drain_empties_the_table() -> None:
@@ -224,3 +287,37 @@ async def test_idle_connection_closed_by_a_healthy_server_drains_nothing() -> No
     assert await await_until(lambda: len(accepted) == 3)  # 2: the TCP check after the close
     await care.stop_watches()
     server.close()
+
+
+async def test_a_probe_answering_after_a_crash_was_seen_does_not_restore_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen in the lab: a round's probe started just before the apiserver died answered 200
+    # after the crash reaction had drained it, and put it back at weight 1 for a round.
+    async def refused(addr: object, port: int, timeout: float) -> ProbeResult:
+        return ProbeResult(False, 0.001, "refused", "scripted refusal")
+
+    monkeypatch.setattr(care_loop, "tcp_check", refused)
+    care, table, prober = make(fall=3)
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    in_flight, answer = asyncio.Event(), asyncio.Event()
+    scripted = prober.probe
+
+    async def slow_for_m0(addr: IPAddress, port: int, server_name: str | None) -> ProbeResult:
+        if str(addr) == M[0]:
+            in_flight.set()
+            await answer.wait()  # answers 200: it got through before the crash
+        return await scripted(addr, port, server_name)
+
+    prober.probe = slow_for_m0  # type: ignore[method-assign]
+    round_ = asyncio.create_task(care.run_round())
+    await in_flight.wait()
+    await care.connection_lost(care.servers[0])  # the crash, seen while the probe is out
+    assert weights(table)[M[0]] == 0
+    answer.set()
+    await round_
+    assert care.servers[0].tracker.state is State.DRAINING
+    assert weights(table)[M[0]] == 0
+    await care.run_round()  # the next round's own probe is newer news: its 200 counts
+    assert weights(table)[M[0]] == 1

@@ -117,20 +117,48 @@ async def test_the_board_before_and_after_the_first_reconcile() -> None:
 async def test_every_master_down_is_not_ready_even_when_failing_open() -> None:
     care, table, prober, board = observed(StatusBoard)
     await care.resolve_all(strict=True)
+    prober.failing[MASTERS[0]] = "refused"
+    for m in MASTERS[1:]:
+        prober.failing[m] = "unreachable"
+    await care.run_round()
+    await care.run_round()
+    assert table.weights() == {m: 1 for m in MASTERS[1:]}  # --all-down keep
+    ready, reason = board.readiness()
+    assert not ready
+    assert reason == (
+        f"no healthy real server: {MASTERS[0]}:6443 down (refused), "
+        + ", ".join(f"{m}:6443 draining (unreachable)" for m in MASTERS[1:])
+        + " (failing open: kept in the table: "
+        + ", ".join(f"{m}:6443" for m in MASTERS[1:])
+        + ")"
+    )
+    assert board.snapshot.body["fail_open"] is True
+
+
+async def test_every_master_refusing_says_none_is_kept() -> None:
+    care, table, prober, board = observed(StatusBoard)
+    await care.resolve_all(strict=True)
     for m in MASTERS:
         prober.failing[m] = "refused"
     await care.run_round()
     await care.run_round()
-    assert table.weights() == dict.fromkeys(MASTERS, 1)  # --all-down keep: all stay in
+    assert table.weights() == {}
     ready, reason = board.readiness()
     assert not ready
-    assert (
-        reason
-        == "no healthy real server: "
-        + ", ".join(f"{m}:6443 draining (refused)" for m in MASTERS)
-        + " (failing open: all kept in the table)"
-    )
-    assert board.snapshot.body["fail_open"] is True
+    assert reason.endswith("(failing open, but every failure was definite: none kept)")
+
+
+async def test_a_stalled_round_is_counted() -> None:
+    care, _, prober, metrics = observed(Metrics)
+    await care.resolve_all(strict=True)
+    await care.run_round()
+    for m in MASTERS:
+        prober.failing[m] = "timeout"
+    await care.run_round()
+    assert sample(metrics, "lvscare_stalled_rounds_total") == 1
+    rs = f"{MASTERS[0]}:6443"
+    assert sample(metrics, "lvscare_probe_failures_total", rs=rs, reason="timeout") == 1
+    assert sample(metrics, "lvscare_fail_open") == 0
 
 
 async def test_metrics_show_fail_open_while_every_master_is_down_until_one_returns() -> None:
@@ -186,6 +214,9 @@ def test_a_failing_observer_is_logged_and_never_raises() -> None:
         def watch_lost(self, rs: object) -> None:
             raise RuntimeError("oops")
 
+        def stalled(self) -> None:
+            raise RuntimeError("oops")
+
     care, _, _ = make()
     guarded = Guarded(Broken())
     with capture_logs() as logs:
@@ -193,5 +224,7 @@ def test_a_failing_observer_is_logged_and_never_raises() -> None:
         guarded.transitioned(care.servers[0], State.UP, State.DOWN)
         guarded.reconciled([], None, 0.1)
         guarded.watch_lost(care.servers[0])
-    assert [e["hook"] for e in logs] == ["probed", "transitioned", "reconciled", "watch_lost"]
+        guarded.stalled()
+    hooks = [e["hook"] for e in logs]
+    assert hooks == ["probed", "transitioned", "reconciled", "watch_lost", "stalled"]
     assert all(e["error"] == "RuntimeError: oops" for e in logs)

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -105,6 +106,54 @@ async def test_server_that_never_answers_times_out() -> None:
     await prober.close()
     server.close()
     assert result.reason == "timeout" and "0.3s" in result.detail
+
+
+async def test_a_timeout_while_lvscare_itself_could_not_run_is_a_stall() -> None:
+    """The node starved lvscare of CPU for most of the probe's time: the master was never
+    given the chance to answer, so the timeout says nothing about it."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prober = HTTPProber(ProbeSettings(timeout=0.6))
+    asyncio.get_running_loop().call_later(0.05, time.sleep, 0.45)  # the loop cannot run
+    result = await prober.probe(LOOPBACK, port)
+    await prober.close()
+    server.close()
+    assert result.reason == "stalled" and not result.healthy and not result.definite
+    assert "lvscare itself could not run" in result.detail
+
+
+async def test_a_timeout_while_lvscare_was_busy_itself_is_still_a_timeout() -> None:
+    """lvscare's own work (a handshake's computation on the probe loop) delays its timers
+    but not the kernel's side of the connection: the master had its chance."""
+
+    def spin(seconds: float) -> None:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prober = HTTPProber(ProbeSettings(timeout=0.6))
+    asyncio.get_running_loop().call_later(0.05, spin, 0.45)
+    result = await prober.probe(LOOPBACK, port)
+    await prober.close()
+    server.close()
+    assert result.reason == "timeout"
+
+
+async def test_a_busy_nodes_short_waits_are_not_a_stall() -> None:
+    """Many short waits for the CPU (a busy node's contention) leave the timeout the
+    master's: only a long stretch off the CPU is a stall."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prober = HTTPProber(ProbeSettings(timeout=0.6))
+    loop = asyncio.get_running_loop()
+    for i in range(5):  # 5 x 0.1 s of the 0.6 s: most of it, in short pieces
+        loop.call_later(0.05 + 0.11 * i, time.sleep, 0.1)
+    result = await prober.probe(LOOPBACK, port)
+    await prober.close()
+    server.close()
+    assert result.reason == "timeout"
 
 
 async def test_apiserver_dying_during_the_tls_handshake_is_a_reset() -> None:

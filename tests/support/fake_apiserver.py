@@ -10,7 +10,8 @@ Endpoints (HTTPS, HTTP/1.1 with keep-alive like the real apiserver):
 
 - ``/healthz``, ``/readyz``, ``/livez`` (and sub-paths): what the mode file says, re-read on
   every request: ``ok`` -> 200 ``ok``; ``fail`` -> 500 with a kube-style body;
-  ``hang`` -> the TLS handshake completes and the request is read, but no answer ever comes.
+  ``hang`` -> the TLS handshake completes and the request is read, but no answer ever comes;
+  ``tls`` -> no TLS at all on any path: plain text where the ServerHello belongs.
 - ``/whoami``: always 200 with the master's name, so a test learns where the VIP sent it.
 - ``/hold?seconds=N``: 200, the name and a newline, then one ``.`` every 100 ms for N seconds
   (default 600): a long-lived connection whose liveness a test can watch.
@@ -62,7 +63,7 @@ class Server:
                 mode = f.read().strip()
         except OSError:
             return "ok"
-        return mode if mode in ("ok", "fail", "hang") else "fail"
+        return mode if mode in ("ok", "fail", "hang", "tls") else "fail"
 
     def serve(self, listener: socket.socket) -> None:
         while True:
@@ -70,6 +71,9 @@ class Server:
             threading.Thread(target=self.handle, args=(conn, peer[0]), daemon=True).start()
 
     def handle(self, raw: socket.socket, peer: str) -> None:
+        if self.mode() == "tls":
+            broken_tls(raw)
+            return
         try:
             raw.settimeout(10)
             conn = self.context.wrap_socket(raw, server_side=True)
@@ -163,6 +167,19 @@ class Server:
         while time.monotonic() < end:  # bounded: the stream stops by itself
             time.sleep(HOLD_TICK)
             conn.sendall(b".")
+
+
+def broken_tls(raw: socket.socket) -> None:
+    """A TLS failure: plain text where the ServerHello belongs (a client reports "wrong
+    version number"), as a port taken by something else or a broken proxy answers."""
+    try:
+        raw.settimeout(10)
+        raw.recv(4096)
+        raw.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
+    finally:
+        raw.close()
 
 
 def hang(conn: ssl.SSLSocket) -> None:

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from tests.support.labnet import ipvs_table
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.http_get import get as http_get
+from tests.support.labnet import ConnectFailed, connect_via, ipvs_table
 
 if TYPE_CHECKING:
     from tests.support.labnet import Lab, LabProcess
 
+ENDPOINT = "http://127.0.0.1:10271"  # lvscare's default --health-address
 VIP, PORT = "10.103.97.2", 6443
 VS = f"{VIP}:{PORT}"
 KEY = (VIP, PORT)
@@ -64,3 +70,50 @@ def dests(key: tuple[str, int] = KEY) -> dict[str, int]:
 def all_up(lab: Lab) -> dict[str, int]:
     """`dests()` when every master of `lab` is in at weight 1."""
     return {m.ip: 1 for m in lab.masters}
+
+
+def drained(ip: str) -> bool:
+    """No new connection can land on `ip`: weight 0 or gone, in a table that exists."""
+    table = dests()
+    return bool(table) and table.get(ip, 0) == 0
+
+
+def endpoint_get(path: str) -> str:
+    """The body of lvscare's endpoint at `path` (the default address), which must answer 200."""
+    status, body = http_get(ENDPOINT + path)
+    assert status == 200, f"{path}: {status} {body}"
+    return body
+
+
+def metric(name: str, **labels: str) -> float:
+    """One sample of lvscare's /metrics."""
+    for family in text_string_to_metric_families(endpoint_get("/metrics")):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    raise AssertionError(f"no sample {name} {labels}")
+
+
+class Client:
+    """Fresh TLS connections through the VIP, one after another, each with its start time."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[float, str]] = []  # (start, master name | "failed: why")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            start = time.monotonic()
+            try:
+                self.attempts.append((start, connect_via(VIP, PORT, timeout=3)))
+            except (ConnectFailed, OSError) as e:
+                self.attempts.append((start, f"failed: {e}"))
+
+    def __enter__(self) -> Client:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)

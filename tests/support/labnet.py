@@ -69,7 +69,7 @@ API_PORT = 6443
 # VIPs that go into every master certificate, so a client may check the name it dialled.
 CERT_VIPS = ("10.103.97.2", "fd00::2", "apiserver.cluster.local")
 
-Mode = Literal["ok", "fail", "hang"]
+Mode = Literal["ok", "fail", "hang", "tls"]
 
 VM_MARKER_ENV = "LVSCARE_LAB_VM"
 SIGTERM = signal.SIGTERM  # LabProcess.signal() shadows the module inside the class
@@ -680,8 +680,9 @@ class Master:
         return self.proc is not None and self.proc.poll() is None
 
     def set_mode(self, mode: Mode) -> None:
-        """ok: 200; fail: 500 with a body; hang: never answer. Health endpoints only."""
-        if mode not in ("ok", "fail", "hang"):
+        """ok: 200; fail: 500 with a body; hang: never answer (health endpoints only); tls: no
+        TLS on any path (every connection gets plain text where the ServerHello belongs)."""
+        if mode not in ("ok", "fail", "hang", "tls"):
             raise ValueError(mode)
         tmp = self.mode_file.with_suffix(".tmp")
         tmp.write_text(mode + "\n")
@@ -699,12 +700,7 @@ class Master:
         Returns the time.time() at which the first qdisc (towards the master) was in place:
         starting `tc` takes a while under emulation, and timings count from the fault itself.
         """
-        netem = ["root", "netem", "loss", "100%"]
-        self._blackholed = True
-        sh("tc", "qdisc", "replace", "dev", self.veth, *netem)
-        effective = time.time()
-        sh("tc", "-n", self.netns, "qdisc", "replace", "dev", "eth0", *netem)
-        return effective
+        return blackhole_together([self])
 
     def unblackhole(self) -> None:
         self._blackholed = False
@@ -744,6 +740,27 @@ class Master:
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command inside this master's namespace."""
         return sh("ip", "netns", "exec", self.netns, *argv, check=check)
+
+
+NETEM_LOSS = "root netem loss 100%"
+
+
+def blackhole_together(masters: Sequence[Master]) -> float:
+    """Blackhole several masters at one moment: every qdisc towards them from one `tc -batch`
+    (one process: under emulation each exec takes long enough for a round to fall between two
+    masters), then their own sides. The time.time() at which the first batch was in place."""
+    for m in masters:
+        m._blackholed = True
+    sh(
+        "tc",
+        "-batch",
+        "-",
+        stdin="".join(f"qdisc replace dev {m.veth} {NETEM_LOSS}\n" for m in masters),
+    )
+    effective = time.time()
+    for m in masters:
+        sh("tc", "-n", m.netns, "qdisc", "replace", "dev", "eth0", *NETEM_LOSS.split())
+    return effective
 
 
 class Lab:
