@@ -69,6 +69,9 @@ def plan(service: Service, actual: ServiceState | None, desired: dict[Dest, int]
 
     Real servers we do not manage are removed: the virtual server is ours alone.
     Matching entries produce no op, so adopting an existing table changes nothing.
+    Ops that let a real server take connections come before those that stop one: applied
+    one by one, the table never passes through a moment with fewer servers to schedule
+    (with none, IPVS answers a new connection with a port unreachable: a refusal).
     """
     ops: list[Op] = []
     current: dict[Dest, DestState] = {}
@@ -78,15 +81,16 @@ def plan(service: Service, actual: ServiceState | None, desired: dict[Dest, int]
         current = actual.dests
         if actual.scheduler != service.scheduler:
             ops.append(Op("set-service"))
-    for dest in sorted(current.keys() - desired.keys()):
-        ops.append(Op("del-dest", dest))
+    gains: list[Op] = []
+    drains: list[Op] = []
     for dest, want in sorted(desired.items()):
         have = current.get(dest)
         if want == DRAIN:
             if have is not None and (have.weight != 0 or have.fwd_method != FWD_MASQ):
-                ops.append(Op("set-dest", dest, 0))
+                drains.append(Op("set-dest", dest, 0))
         elif have is None:
-            ops.append(Op("add-dest", dest, want))
+            gains.append(Op("add-dest", dest, want))
         elif have.weight != want or have.fwd_method != FWD_MASQ:
-            ops.append(Op("set-dest", dest, want))
-    return ops
+            gains.append(Op("set-dest", dest, want))
+    removals = [Op("del-dest", dest) for dest in sorted(current.keys() - desired.keys())]
+    return ops + gains + drains + removals

@@ -35,10 +35,18 @@ def test_foreign_dest_weight_and_scheduler_changes_are_repaired() -> None:
     actual = ServiceState("wlc", {A: DestState(5), C: DestState(1)})
     assert plan(SVC, actual, {A: 1, B: 1}) == [
         Op("set-service"),
-        Op("del-dest", C),
         Op("set-dest", A, 1),
         Op("add-dest", B, 1),
+        Op("del-dest", C),
     ]
+
+
+def test_servers_are_added_before_others_are_drained_or_removed() -> None:
+    # Seen in the chaos lab: A drained first, then B added, left a moment with nothing to
+    # schedule, and IPVS refused the connection that came in it.
+    actual = ServiceState("rr", {A: DestState(1), C: DestState(1)})
+    ops = plan(SVC, actual, {A: DRAIN, B: 1})
+    assert ops == [Op("add-dest", B, 1), Op("set-dest", A, 0), Op("del-dest", C)]
 
 
 def test_direct_routing_dest_is_switched_to_nat() -> None:
