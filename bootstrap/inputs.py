@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from bootstrap import join
 from bootstrap.defaults import SSH_PORT
 from bootstrap.errors import BadInput
-from lvscare.address import HostPort, parse_hostport
+from lvscare.address import HostPort, parse_hostport, parse_ip_literal
 
 # kubeadm.k8s.io/v1beta3 arrived with Kubernetes 1.22; older kubeadm cannot read our config.
 MIN_MINOR = 22
 # Kubernetes durations are Go time.Duration (int64 nanoseconds): about 292 years at most.
 MAX_YEARS = 290
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)([-+][0-9A-Za-z.+-]*)?$")
+_VERSION = re.compile(r"v?([0-9]{1,9})\.([0-9]{1,9})\.([0-9]{1,9})([-+][0-9A-Za-z.+-]*)?", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
@@ -37,7 +37,7 @@ class KubeVersion:
 
 
 def parse_version(value: str, flag: str = "--version") -> KubeVersion:
-    match = _VERSION.match(value.strip())
+    match = _VERSION.fullmatch(value.strip())
     if not match:
         raise BadInput(f"{flag} {value!r}: not a Kubernetes version, write it as v1.30.4")
     version = KubeVersion(int(match[1]), int(match[2]), int(match[3]), match[4] or "")
@@ -55,7 +55,7 @@ def parse_ip(value: str, flag: str) -> str:
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     try:
-        return str(ipaddress.ip_address(text))
+        return str(parse_ip_literal(text))
     except ValueError:
         raise BadInput(f"{flag} {value!r}: not an IP address") from None
 
@@ -76,6 +76,8 @@ def parse_master(value: str, flag: str = "--master") -> str:
 
 
 def parse_cidr(value: str, flag: str) -> str:
+    if "%" in value:
+        raise BadInput(f"{flag} {value!r}: not a network in CIDR form (a zone index)")
     try:
         return str(ipaddress.ip_network(value.strip(), strict=True))
     except ValueError as e:
@@ -113,11 +115,38 @@ def parse_certificate_key(value: str, flag: str = "--certificate-key") -> str:
     return text
 
 
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# An image repository as kubeadm's imageRepository takes it: registry[:port]/path.
+_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@\[\]-]*", re.ASCII)
+
+
 def parse_node_name(value: str, flag: str = "--node-name") -> str:
     """kubeadm's node name: a lower-case DNS subdomain."""
     text = value.strip()
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", text):
+    if not _DNS_SUBDOMAIN.fullmatch(text):
         raise BadInput(f"{flag} {value!r}: not a valid node name (lower-case DNS name)")
     if len(text) > 253:
         raise BadInput(f"{flag} {value!r}: longer than 253 characters")
+    return text
+
+
+def parse_cert_san(value: str, flag: str = "--cert-sans") -> str:
+    """An extra name of the apiserver certificate, as kubeadm's certSANs check it: an IP,
+    a DNS name or a wildcard (`*.example.com`); names in lower case."""
+    text = value.strip()
+    try:
+        return str(parse_ip_literal(text))
+    except ValueError:
+        pass
+    name = text.lower()
+    bare = name[2:] if name.startswith("*.") else name
+    if len(bare) > 253 or not _DNS_SUBDOMAIN.fullmatch(bare):
+        raise BadInput(f"{flag} {value!r}: not an IP address or a DNS name")
+    return name
+
+
+def parse_repository(value: str, flag: str = "--repo") -> str:
+    text = value.strip()
+    if not _REPOSITORY.fullmatch(text):
+        raise BadInput(f"{flag} {value!r}: not an image repository, e.g. registry.k8s.io")
     return text

@@ -12,7 +12,29 @@ from lvscare.errors import BadInput
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$")
+# One label of a hostname; the name is checked label by label (a single pattern for the
+# whole name backtracks exponentially on a long label followed by a bad character).
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?", re.ASCII)
+# A last label the resolver's inet_aton takes as a number: `123` is 0.0.0.123 and
+# `010.1.1.1` is 8.1.1.1 there, so such a name is a mistyped IP, never a hostname.
+_NUMERIC = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+def is_hostname(text: str) -> bool:
+    """A DNS name (labels of letters, digits, `-` and `_`, an optional final dot)."""
+    name = text[:-1] if text.endswith(".") else text
+    if not 1 <= len(name) <= 253:
+        return False
+    labels = name.split(".")
+    return all(_LABEL.fullmatch(label) for label in labels) and not _NUMERIC.fullmatch(labels[-1])
+
+
+def parse_ip_literal(text: str) -> IPAddress:
+    """An IP address without a zone (`fe80::1%eth0` names no address IPVS can use)."""
+    if "%" in text:
+        raise ValueError(f"{text!r} has a zone index")
+    return ipaddress.ip_address(text)
 
 
 @dataclass(frozen=True)
@@ -41,12 +63,12 @@ def format_hostport(host: str | IPAddress, port: int) -> str:
 
 
 def parse_port(text: str, flag: str, value: str) -> int:
-    if not text.isdigit():
+    if not _DIGITS.fullmatch(text):
         raise BadInput(f"{flag} {value!r}: port {text!r} is not a number")
-    port = int(text)
-    if not 1 <= port <= 65535:
-        raise BadInput(f"{flag} {value!r}: port {port} is out of range 1-65535")
-    return port
+    significant = text.lstrip("0") or "0"  # int() refuses texts of over 4300 digits
+    if len(significant) > 5 or not 1 <= int(significant) <= 65535:
+        raise BadInput(f"{flag} {value!r}: port {significant} is out of range 1-65535")
+    return int(significant)
 
 
 def parse_hostport(value: str, flag: str, *, allow_hostname: bool = True) -> HostPort:
@@ -61,10 +83,12 @@ def parse_hostport(value: str, flag: str, *, allow_hostname: bool = True) -> Hos
         if not rest.startswith(":") or len(rest) == 1:
             raise BadInput(f"{flag} {value!r}: missing port, write [IPv6]:PORT")
         try:
-            ipaddress.IPv6Address(host)
+            ip6 = parse_ip_literal(host)
+            if ip6.version != 6:
+                raise ValueError(host)
         except ValueError:
             raise BadInput(f"{flag} {value!r}: {host!r} is not an IPv6 address") from None
-        return HostPort(host, parse_port(rest[1:], flag, value))
+        return HostPort(str(ip6), parse_port(rest[1:], flag, value))
     if text.count(":") > 1:
         raise BadInput(f"{flag} {value!r}: IPv6 addresses need brackets, write [IPv6]:PORT")
     host, sep, port_text = text.rpartition(":")
@@ -74,11 +98,11 @@ def parse_hostport(value: str, flag: str, *, allow_hostname: bool = True) -> Hos
         raise BadInput(f"{flag} {value!r}: missing host before the port")
     port = parse_port(port_text, flag, value)
     try:
-        ip = ipaddress.ip_address(host)
+        ip = parse_ip_literal(host)
     except ValueError:
         if not allow_hostname:
             raise BadInput(f"{flag} {value!r}: {host!r} is not an IP address") from None
-        if not _HOSTNAME.match(host):
+        if not is_hostname(host):
             raise BadInput(
                 f"{flag} {value!r}: {host!r} is neither an IP address nor a hostname"
             ) from None

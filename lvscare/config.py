@@ -6,13 +6,12 @@ straight through and bootstrap calls it as a library with the same words.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from lvscare.address import HostPort, IPAddress, parse_hostport
+from lvscare.address import HostPort, IPAddress, parse_hostport, parse_ip_literal
 from lvscare.errors import BadInput
 from lvscare.logs import FORMATS
 
@@ -36,7 +35,13 @@ DISABLED = ("", "off", "none")
 TRUE_WORDS = {"true", "t", "1", "yes"}
 FALSE_WORDS = {"false", "f", "0", "no"}
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)", re.ASCII)
+# Go's time.Duration ends here (int64 nanoseconds, about 292 years).
+MAX_DURATION = (2**63 - 1) / 1e9
+# An HTTP header name (RFC 9110 token) and a value: no control characters but tab.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _UNIT_SECONDS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -66,17 +71,19 @@ class Action(StrEnum):
 def parse_duration(value: str, flag: str) -> float:
     """Seconds from `5`, `0.5`, `5s`, `500ms` or Go's `1m30s`; must be positive."""
     text = value.strip()
-    try:
+    if _SECONDS.fullmatch(text):
         seconds = float(text)
-    except ValueError:
+    else:
         parts = _DURATION_PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
             raise BadInput(
                 f"{flag} {value!r}: not a duration, write seconds (5) or a duration (5s, 500ms)"
             ) from None
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+    if not seconds > 0:
         raise BadInput(f"{flag} {value!r}: must be greater than zero")
+    if seconds > MAX_DURATION:
+        raise BadInput(f"{flag} {value!r}: longer than Go's longest duration (about 292 years)")
     return seconds
 
 
@@ -88,7 +95,7 @@ def parse_status_codes(values: Iterable[str]) -> frozenset[int]:
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit() or not 100 <= int(part) <= 599:
+            if not re.fullmatch(r"[0-9]{3}", part, re.ASCII) or not 100 <= int(part) <= 599:
                 raise BadInput(f"--health-status {part!r}: not an HTTP status code (100-599)")
             codes.add(int(part))
     return frozenset(codes)
@@ -104,8 +111,26 @@ def parse_headers(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
             name, sep, content = part.partition("=")
             if not sep or not name.strip():
                 raise BadInput(f"--health-req-headers {part!r}: write NAME=VALUE")
-            headers.append((name.strip(), content.strip()))
+            name, content = name.strip(), content.strip()
+            if not _HEADER_NAME.fullmatch(name):
+                raise BadInput(f"--health-req-headers {part!r}: {name!r} is not a header name")
+            if _CONTROL.search(content) or not _encodable(content):
+                raise BadInput(
+                    f"--health-req-headers {part!r}: the value holds a control character "
+                    "or text that is not UTF-8"
+                )
+            headers.append((name, content))
     return tuple(headers)
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` can be sent as UTF-8 (command-line bytes that were not UTF-8 arrive
+    as lone surrogates, which cannot)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_bool_word(value: str | bool, flag: str) -> bool:
@@ -242,9 +267,15 @@ def build_config(
     if health_scheme not in ("http", "https"):
         raise BadInput(f"--health-schem {health_scheme!r}: use https or http")
     path = health_path if health_path.startswith("/") else "/" + health_path
+    if re.search(r"\s", path) or not path.isprintable() or not _encodable(path):
+        raise BadInput(
+            f"--health-path {health_path!r}: a URL path has no blanks or control characters"
+        )
     method = health_req_method.upper()
-    if not re.fullmatch(r"[A-Z]+", method):
+    if not re.fullmatch(r"[A-Z]+", method) or not health_req_method.isascii():
         raise BadInput(f"--health-req-method {health_req_method!r}: not an HTTP method")
+    if not _encodable(health_req_body):
+        raise BadInput(f"--health-req-body {health_req_body!r}: not UTF-8 text")
     skip_verify = parse_bool_word(health_insecure_skip_verify, "--health-insecure-skip-verify")
     timeout = (
         parse_duration(health_timeout, "--health-timeout")
@@ -255,12 +286,12 @@ def build_config(
         mode_v = Mode(mode)
     except ValueError:
         raise BadInput(f"--mode {mode!r}: use route or link") from None
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", iface):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", iface) or iface in (".", ".."):
         raise BadInput(f"--iface {iface!r}: not a valid interface name (1-15 characters)")
     route_via: IPAddress | None = None
     if ip:
         try:
-            route_via = ipaddress.ip_address(ip)
+            route_via = parse_ip_literal(ip)
         except ValueError:
             raise BadInput(f"--ip {ip!r}: not an IP address") from None
         if route_via.version != vip.version:
@@ -280,6 +311,8 @@ def build_config(
                 pass
         except OSError as e:
             raise BadInput(f"--health-ca-file {health_ca_file!r}: {e.strerror}") from None
+        except ValueError:  # a NUL byte in the name
+            raise BadInput(f"--health-ca-file {health_ca_file!r}: not a file name") from None
     if log_format is not None and log_format not in FORMATS:
         raise BadInput(f"--log-format {log_format!r}: use {' or '.join(FORMATS)}")
     # Only a serving daemon listens; run-once and -C never read the address.

@@ -33,7 +33,7 @@ class HostRecord:
 
     role: str  # "master" or "node"
     node_name: str | None = None
-    result: str = "pending"  # "ok", "failed", "pending"
+    result: str = "pending"  # "ok", "failed", "interrupted" (Ctrl-C), "pending"
     failed_step: str | None = None
 
 
@@ -81,10 +81,33 @@ class Cluster:
             }
             for role in ("masters", "nodes"):
                 if role in data:
+                    _check(role, data[role], list)
                     data[role] = [parse_target(a, str(where)) for a in data[role]]
-            return cls(**data, hosts=hosts)
-        except (ValueError, TypeError, AttributeError) as e:
+            cluster = cls(**data, hosts=hosts)
+            cluster._check_types()
+            return cluster
+        except (ValueError, TypeError, AttributeError, RecursionError) as e:
             raise BadInput(f"{where}: not a cluster file this bootstrap can read ({e})") from None
+
+    def _check_types(self) -> None:
+        """What JSON gave is what the fields say (a hand-edited or damaged file may not)."""
+        for name in ("user", "version", "vip", "pkg_url"):
+            _check(name, getattr(self, name), str)
+        for name in ("key_path", "pkg_sha256", "kubeadm_config"):
+            _check(name, getattr(self, name), str | None)
+        for target, rec in self.hosts.items():
+            if rec.role not in ("master", "node"):
+                raise ValueError(f"{target}: role {rec.role!r}")
+            _check(f"{target} result", rec.result, str)
+            _check(f"{target} node_name", rec.node_name, str | None)
+            _check(f"{target} failed_step", rec.failed_step, str | None)
+
+
+def _check(name: str, value: object, kind: Any) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} is {type(value).__name__}")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{name} holds a NUL character")
 
 
 class ClusterFile:
@@ -104,6 +127,9 @@ class ClusterFile:
             raise BadInput(
                 f"{self.path}: no cluster file; make the cluster with `bootstrap init` first"
             ) from None
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise BadInput(f"{self.path}: cannot read the cluster file ({reason})") from None
         return Cluster.from_json(text, self.path)
 
     def save(self, cluster: Cluster) -> None:

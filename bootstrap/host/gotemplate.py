@@ -12,13 +12,16 @@ where Go would print `<no value>` into the YAML and leave kubeadm to fail later.
 
 from __future__ import annotations
 
-import codecs
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 _TRIM = " \t\r\n"
+# Deepest nesting of {{if}}/{{range}}/{{with}} and of parentheses: far beyond any real
+# template, and well within Python's own recursion limit.
+MAX_DEPTH = 100
 
 
 class TemplateError(Exception):
@@ -219,6 +222,7 @@ class _Parser:
     def __init__(self, parts: list[_Text | _Action]) -> None:
         self.parts = parts
         self.i = 0
+        self.depth = 0
 
     def parse(self) -> list[Any]:
         body, stop, line = self.nodes()
@@ -262,6 +266,15 @@ class _Parser:
     def control(self, word: str, tokens: list[_Tok], line: int) -> Any:
         if not tokens:
             raise TemplateError(line, f"missing value for {word}")
+        if self.depth >= MAX_DEPTH:
+            raise TemplateError(line, f"more than {MAX_DEPTH} nested if, range or with")
+        self.depth += 1
+        try:
+            return self._control(word, tokens, line)
+        finally:
+            self.depth -= 1
+
+    def _control(self, word: str, tokens: list[_Tok], line: int) -> Any:
         pipe = _pipe(tokens, line, declare_ok=True, range_vars=word == "range")
         body, stop, stop_line = self.nodes()
         orelse: list[Any] = []
@@ -286,7 +299,9 @@ class _Parser:
         return _With(pipe, body, orelse)
 
 
-def _pipe(tokens: list[_Tok], line: int, *, declare_ok: bool, range_vars: bool = False) -> _Pipe:
+def _pipe(
+    tokens: list[_Tok], line: int, *, declare_ok: bool, range_vars: bool = False, depth: int = 0
+) -> _Pipe:
     decl: list[str] = []
     assign = False
     rest = tokens
@@ -319,7 +334,7 @@ def _pipe(tokens: list[_Tok], line: int, *, declare_ok: bool, range_vars: bool =
             cmds.append([])
             pos += 1
             continue
-        operand, pos = _operand(rest, pos, line)
+        operand, pos = _operand(rest, pos, line, depth)
         cmds[-1].append(operand)
     if not cmds[-1]:
         raise TemplateError(line, "missing value in action")
@@ -329,22 +344,24 @@ def _pipe(tokens: list[_Tok], line: int, *, declare_ok: bool, range_vars: bool =
     return _Pipe(decl, assign, cmds, line)
 
 
-def _operand(tokens: list[_Tok], pos: int, line: int) -> tuple[Any, int]:
+def _operand(tokens: list[_Tok], pos: int, line: int, depth: int) -> tuple[Any, int]:
     tok = tokens[pos]
     kind, text = tok.kind, tok.text
     if kind == "lparen":
-        depth, end = 0, pos
+        if depth >= MAX_DEPTH:
+            raise TemplateError(line, f"more than {MAX_DEPTH} nested parentheses")
+        open_parens, end = 0, pos
         while end < len(tokens):
             if tokens[end].kind == "lparen":
-                depth += 1
+                open_parens += 1
             elif tokens[end].kind == "rparen":
-                depth -= 1
-                if depth == 0:
+                open_parens -= 1
+                if open_parens == 0:
                     break
             end += 1
         if end >= len(tokens):
             raise TemplateError(line, "unclosed (")
-        inner = _pipe(tokens[pos + 1 : end], line, declare_ok=False)
+        inner = _pipe(tokens[pos + 1 : end], line, declare_ok=False, depth=depth + 1)
         return inner, end + 1
     if kind == "rparen":
         raise TemplateError(line, "unexpected )")
@@ -356,14 +373,16 @@ def _operand(tokens: list[_Tok], pos: int, line: int) -> tuple[Any, int]:
         head, *names = text.split(".")
         return _Field(head, tuple(names)), pos + 1
     if kind == "string":
-        return _Literal(codecs.decode(text[1:-1], "unicode_escape")), pos + 1
+        return _Literal(_unquote(text[1:-1], line)), pos + 1
     if kind == "raw":
         return _Literal(text[1:-1]), pos + 1
     if kind == "char":
-        return _Literal(ord(codecs.decode(text[1:-1], "unicode_escape"))), pos + 1
+        char = _unquote(text[1:-1], line)
+        if len(char) != 1:
+            raise TemplateError(line, f"{text} is not one character")
+        return _Literal(ord(char)), pos + 1
     if kind == "number":
-        number = float(text) if any(c in text for c in ".eE") else int(text)
-        return _Literal(number), pos + 1
+        return _Literal(_number(text, line)), pos + 1
     if kind == "ident":
         if text in ("true", "false"):
             return _Literal(text == "true"), pos + 1
@@ -377,6 +396,53 @@ def _operand(tokens: list[_Tok], pos: int, line: int) -> tuple[Any, int]:
     raise TemplateError(line, f"unexpected {text!r}")
 
 
+_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, "'": 39, '"': 34}
+_ESCAPE = re.compile(
+    r"\\(?:(?P<simple>[abfnrtv\\'\"])|x(?P<x>[0-9A-Fa-f]{2})|(?P<octal>[0-7]{3})"
+    r"|u(?P<u>[0-9A-Fa-f]{4})|U(?P<U>[0-9A-Fa-f]{8})|(?P<bad>.?))",
+    re.DOTALL,
+)
+
+
+def _unquote(body: str, line: int) -> str:
+    """The text of a Go string or character literal between its quotes, as strconv.Unquote
+    reads it: `\\xHH` and `\\ooo` are bytes of the UTF-8 text, `\\uHHHH` characters."""
+    out = bytearray()
+    pos = 0
+    for match in _ESCAPE.finditer(body):
+        out += body[pos : match.start()].encode("utf-8", "surrogatepass")
+        pos = match.end()
+        kind = match.lastgroup
+        text = match[kind] if kind else ""
+        if kind == "simple":
+            out.append(_ESCAPES[text])
+        elif kind in ("x", "octal") and int(text, 16 if kind == "x" else 8) <= 0xFF:
+            out.append(int(text, 16 if kind == "x" else 8))
+        elif (
+            kind in ("u", "U")
+            and int(text, 16) <= 0x10FFFF
+            and not 0xD800 <= int(text, 16) < 0xE000
+        ):
+            out += chr(int(text, 16)).encode()
+        else:
+            raise TemplateError(line, f"invalid escape {match[0]} in a quoted string")
+    out += body[pos:].encode("utf-8", "surrogatepass")
+    return out.decode("utf-8", "replace")
+
+
+def _number(text: str, line: int) -> int | float:
+    """A number literal; Go's template refuses one that no int64 or float64 can hold."""
+    digits = text.lstrip("+-")
+    if not any(c in digits for c in ".eE") and len(digits.lstrip("0")) <= 19:
+        number = int(text)
+        if -(2**63) <= number < 2**64:
+            return number
+    value = float(text)
+    if not math.isfinite(value):
+        raise TemplateError(line, f"number {text[:40]} is out of range")
+    return value
+
+
 # ---------------------------------------------------------------- values as Go prints them
 
 
@@ -387,7 +453,7 @@ def go_str(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if value != int(value) else str(int(value))
+        return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):

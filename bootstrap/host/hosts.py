@@ -13,16 +13,19 @@ the name are touched:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap import fsutil
 from bootstrap.defaults import APISERVER_NAME
+from bootstrap.errors import BadInput
 
 MARKER = "lvscare-py"
 
 _BLANKS = b" \t\r\f\v"
+_FIELD = re.compile(rb"[^ \t\r\f\v]+")
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,8 @@ class _Token:
 def _tokens(line: bytes) -> Iterator[_Token]:
     """Whitespace-separated fields before any `#`, with their positions in the line."""
     data = line.split(b"#", 1)[0]
-    i = 0
-    while i < len(data):
-        if data[i] in _BLANKS:
-            i += 1
-            continue
-        j = i
-        while j < len(data) and data[j] not in _BLANKS:
-            j += 1
-        yield _Token(i, j, data[i:j])
-        i = j
+    for match in _FIELD.finditer(data):
+        yield _Token(match.start(), match.end(), match.group())
 
 
 def _names(line: bytes) -> list[_Token]:
@@ -60,21 +55,31 @@ def managed_line(ip: str, name: str = APISERVER_NAME) -> bytes:
     return f"{ip} {name} # {MARKER}".encode()
 
 
+def _mentions(line: bytes, name: str) -> bool:
+    """Whether `name` is anywhere in the line (the quick test before splitting it)."""
+    return name.lower().encode() in line.lower()
+
+
 def _is_sole(line: bytes, name: str) -> bool:
+    if not _mentions(line, name):
+        return False
     names = _names(line)
     return len(names) == 1 and _is(names[0], name)
 
 
 def _without_name(line: bytes, name: str) -> bytes:
     """The line with every `name` field and the blanks before it cut out."""
-    out = line
-    for token in reversed(_names(line)):
+    pieces: list[bytes] = []
+    kept_from = 0
+    for token in _names(line):
         if _is(token, name):
             start = token.start
-            while start > 0 and out[start - 1] in b" \t":
+            while start > kept_from and line[start - 1] in b" \t":
                 start -= 1
-            out = out[:start] + out[token.end :]
-    return out
+            pieces.append(line[kept_from:start])
+            kept_from = token.end
+    pieces.append(line[kept_from:])
+    return b"".join(pieces)
 
 
 def set_entry(content: bytes, ip: str, name: str = APISERVER_NAME) -> bytes:
@@ -89,7 +94,7 @@ def set_entry(content: bytes, ip: str, name: str = APISERVER_NAME) -> bytes:
                 out.append(managed_line(ip, name) + cr)
                 placed = True
             continue
-        if any(_is(t, name) for t in _names(line)):
+        if _mentions(line, name) and any(_is(t, name) for t in _names(line)):
             line = _without_name(line, name)
         out.append(line)
     if not placed:
@@ -143,11 +148,14 @@ class HostsChange:
 
 def _current(path: Path) -> tuple[bytes, bool]:
     """The file's true content: the backup of an interrupted in-place rewrite wins."""
-    for backup in fsutil.backup_paths(fsutil.resolve(path)):
-        old = fsutil.read_bytes(backup)
-        if old is not None:
-            return old, True
-    return fsutil.read_bytes(path) or b"", False
+    try:
+        for backup in fsutil.backup_paths(fsutil.resolve(path)):
+            old = fsutil.read_bytes(backup)
+            if old is not None:
+                return old, True
+        return fsutil.read_bytes(path) or b"", False
+    except OSError as e:  # a directory, no permission: nothing to edit
+        raise BadInput(f"{path}: cannot read the hosts file ({e.strerror or e})") from None
 
 
 def plan_set(path: Path, ip: str, name: str = APISERVER_NAME) -> HostsChange:
