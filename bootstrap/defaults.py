@@ -11,6 +11,8 @@ from lvscare.config import DEFAULT_VIP as DEFAULT_VIP  # the one default VIP, lv
 APISERVER_NAME = "apiserver.cluster.local"  # in /etc/hosts and in controlPlaneEndpoint
 APISERVER_PORT = 6443
 SSH_PORT = 22
+# Seconds a host's clock may differ from the workstation's before init or join refuses it.
+MAX_CLOCK_SKEW = 60.0
 
 KUBERNETES_DIR = Path("/etc/kubernetes")
 HOSTS_FILE = Path("/etc/hosts")

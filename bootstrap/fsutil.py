@@ -36,7 +36,11 @@ def backup_paths(path: Path) -> tuple[Path, Path]:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
+    """A new file, 0600 from its creation whatever the umask: it may be a key's copy."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -112,8 +116,8 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
 def write_in_place(target: Path, data: bytes, mode: int) -> None:
     """Rewrite an existing file through its own inode (bind mounts, read-only directories).
 
-    Order: backup written and synced, file overwritten, truncated, synced, backup removed.
-    A crash in between leaves the backup for `recover_in_place`.
+    Order: backup written (0600) and synced, file overwritten, truncated, synced, backup
+    removed. A crash in between leaves the backup for `recover_in_place`.
     """
     old = target.read_bytes()
     beside, elsewhere = backup_paths(target)
@@ -123,6 +127,10 @@ def write_in_place(target: Path, data: bytes, mode: int) -> None:
     except OSError:
         _write_synced(elsewhere, old)
         backup = elsewhere
+    current = stat.S_IMODE(os.stat(target).st_mode)
+    if current & ~mode:  # narrowed first: the new bytes never sit under a wider mode
+        with contextlib.suppress(OSError):
+            os.chmod(target, current & mode)
     _overwrite(target, data)
     if stat.S_IMODE(os.stat(target).st_mode) != mode:
         with contextlib.suppress(OSError):

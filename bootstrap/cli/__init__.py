@@ -45,10 +45,11 @@ def cli() -> None:
 
     \b
     first master:    bootstrap master0 --master IP [--master IP ...] --version v1.30.4
-    another master:  bootstrap master --join --master IP ... --token T \\
-                         --discovery-token-ca-cert-hash sha256:H
-    a node:          bootstrap node --master IP ... --token T --discovery-token-ca-cert-hash H
+    another master:  bootstrap master --join --master IP ... --join-config join.yaml
+    a node:          bootstrap node --master IP ... --join-config join.yaml
     undo any:        bootstrap clean
+    (join.yaml: a kubeadm JoinConfiguration with the token, 0600; --token T and
+    --discovery-token-ca-cert-hash H do too, but show in ps while the command runs)
 
     \b
     whole clusters over SSH, from one machine:

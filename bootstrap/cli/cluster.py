@@ -7,23 +7,37 @@ loads this module only when one of them is asked for.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
 
-from bootstrap.cli.options import host_list_options, package_options, ssh_options
-from bootstrap.cluster import package
+from bootstrap.cli.options import clock_option, host_list_options, package_options, ssh_options
+from bootstrap.cluster import clock, package
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile
-from bootstrap.cluster.orchestrate import Orchestrator, Settings
+from bootstrap.cluster.orchestrate import HostFailed, Orchestrator, Settings
 from bootstrap.cluster.progress import Reporter
 from bootstrap.cluster.ssh import Auth, KnownHosts, Target, parse_target
-from bootstrap.defaults import DEFAULT_VIP, PASSPHRASE_ENV, PASSWORD_ENV, cluster_home, setting
-from bootstrap.errors import BadInput, StepFailed
+from bootstrap.defaults import (
+    DEFAULT_VIP,
+    MAX_CLOCK_SKEW,
+    PASSPHRASE_ENV,
+    PASSWORD_ENV,
+    cluster_home,
+    setting,
+)
+from bootstrap.errors import BadInput, Interrupted, StepFailed
 from bootstrap.host.kubeadm_config import read_template
 from bootstrap.inputs import parse_ip, parse_version
+
+MAX_SSH_TIMEOUT = 86400.0
 
 
 def _targets(values: tuple[str, ...], flag: str) -> list[Target]:
@@ -47,12 +61,16 @@ def _settings(
     accept_new_host_keys: bool,
     parallel: int,
     ssh_timeout: float,
+    max_clock_skew: float = MAX_CLOCK_SKEW,
 ) -> Settings:
     if parallel < 1:
         raise BadInput(f"--parallel {parallel}: must be at least 1")
-    if ssh_timeout <= 0:
-        raise BadInput(f"--ssh-timeout {ssh_timeout}: must be more than 0")
-    key_path = Path(pk).expanduser() if pk else None
+    if not 0 < ssh_timeout <= MAX_SSH_TIMEOUT:  # also nan and inf, which click takes
+        raise BadInput(f"--ssh-timeout {ssh_timeout}: must be more than 0 (and a day at most)")
+    try:
+        key_path = Path(pk).expanduser() if pk else None
+    except RuntimeError:  # ~user of a user that does not exist
+        raise BadInput(f"--pk {pk!r}: no such file") from None
     if key_path is None and setting(passwd, PASSWORD_ENV) is None:
         default_key = Path.home() / ".ssh" / "id_rsa"
         key_path = default_key if default_key.is_file() else None
@@ -66,7 +84,8 @@ def _settings(
     )
     auth.load_key()  # a wrong passphrase is bad input, said once, before any host
     known = KnownHosts(Path.home() / ".ssh" / "known_hosts", accept_new_host_keys)
-    return Settings(auth, known, ssh_timeout, parallel, cluster_home() / "logs")
+    max_skew = clock.parse_max_skew(max_clock_skew)
+    return Settings(auth, known, ssh_timeout, parallel, cluster_home() / "logs", max_skew)
 
 
 def _orchestrate(
@@ -76,19 +95,55 @@ def _orchestrate(
     settings: Settings,
     work: Callable[[Orchestrator], None],
 ) -> None:
-    """`work` across the hosts, then the table; StepFailed naming the hosts that failed."""
+    """`work` across the hosts, then the table; StepFailed naming the hosts that failed,
+    Interrupted (exit 130) after Ctrl-C."""
     report = Reporter()
     orch = Orchestrator(cluster, cfile, settings, report)
     try:
-        work(orch)
+        with _ctrl_c(orch):
+            work(orch)
+    except KeyboardInterrupt:  # the second Ctrl-C
+        orch.abort()
+        orch.aborted_under()
+    except HostFailed:  # already in the table
+        pass
     finally:
         orch.close_all()
         report.print_table()
-        failed = report.failed()
-        if failed:
-            raise StepFailed(
-                f"{what}: {len(failed)} of {len(report.lines)} hosts failed: {', '.join(failed)}"
-            )
+    if orch.stop.is_set():
+        raise Interrupted(f"{what}: interrupted by Ctrl-C; run the same command again to continue")
+    failed = report.failed()
+    if failed:
+        raise StepFailed(
+            f"{what}: {len(failed)} of {len(report.lines)} hosts failed: {', '.join(failed)}"
+        )
+
+
+STOPPING = (
+    "\nbootstrap: Ctrl-C: stopping once the steps running now end, nothing new starts "
+    "(Ctrl-C again: stop at once)\n"
+)
+
+
+@contextlib.contextmanager
+def _ctrl_c(orch: Orchestrator) -> Iterator[None]:
+    """The first Ctrl-C lets the steps running now end (a kubeadm cut short leaves a host
+    worse off than one left alone) and starts nothing new; the second stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if orch.stop.is_set():
+            raise KeyboardInterrupt
+        orch.interrupt()
+        os.write(2, STOPPING.encode())  # not print(): the main thread may hold its lock
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _template(path: str | None) -> bytes | None:
@@ -101,6 +156,7 @@ def _template(path: str | None) -> bytes | None:
 @host_list_options
 @ssh_options
 @package_options
+@clock_option
 @click.option("--version", "version_text", required=True, metavar="VERSION", help="e.g. v1.30.4")
 @click.option(
     "--vip", default=DEFAULT_VIP, show_default=True, help="The VIP nodes reach masters at."
@@ -168,6 +224,7 @@ def _cluster_settings(cluster: Cluster, user: str | None, pk: str | None, **ssh:
 @host_list_options
 @ssh_options
 @package_options
+@clock_option
 def join_command(
     masters: tuple[str, ...],
     nodes: tuple[str, ...],
@@ -185,8 +242,9 @@ def join_command(
     if not new_masters and not new_nodes:
         raise BadInput("nothing to join: give --master or --node")
     for addr in (*new_masters, *new_nodes):
+        record = cluster.hosts.get(addr)
         if addr in cluster.masters or (
-            addr in cluster.nodes and cluster.hosts[addr].result == "ok"
+            addr in cluster.nodes and record is not None and record.result == "ok"
         ):
             raise BadInput(f"{addr}: already in the cluster ({cfile.path})")
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None

@@ -7,13 +7,21 @@ commands (loaded then, so that a host never loads the SSH library for its own co
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from bootstrap import defaults
-from bootstrap.cli.options import F, host_list_options, host_options, kubeadm_options, ssh_options
+from bootstrap.cli.options import (
+    F,
+    host_list_options,
+    host_options,
+    join_options,
+    kubeadm_options,
+    ssh_options,
+)
 from bootstrap.defaults import APISERVER_PORT, DEFAULT_VIP
 from bootstrap.errors import BadInput, StepFailed
 from bootstrap.host import kubeadm, lvscare_rules, steps
@@ -23,16 +31,18 @@ from bootstrap.host.state import State
 from bootstrap.inputs import (
     KubeVersion,
     parse_ca_hash,
+    parse_cert_san,
     parse_certificate_key,
     parse_cidr,
     parse_ip,
     parse_master,
     parse_node_name,
+    parse_repository,
     parse_token,
     parse_version,
     parse_years,
 )
-from bootstrap.join import Join
+from bootstrap.join import Join, read_document
 
 
 def _host(
@@ -86,8 +96,8 @@ def _spec(
         vip=parse_ip(vip, "--vip"),
         pod_cidr=parse_cidr(pod_cidr, "--pod-cidr"),
         svc_cidr=parse_cidr(svc_cidr, "--svc-cidr"),
-        repo=repo,
-        cert_sans=tuple(s.strip() for s in cert_sans if s.strip()),
+        repo=parse_repository(repo),
+        cert_sans=tuple(dict.fromkeys(parse_cert_san(s) for s in cert_sans if s.strip())),
         node_name=_node_name(node_name),
         years=parse_years(years),
     )
@@ -111,6 +121,39 @@ def _own_ip(ip: str | None, towards: str) -> str:
             return str(s.getsockname()[0])
     except OSError:
         raise BadInput(f"cannot tell this host's address towards {towards}: give --ip") from None
+
+
+def _read_join_config(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise BadInput(f"--join-config {path!r}: cannot read it ({reason})") from None
+
+
+def _join(
+    join_config: str | None, token: str | None, ca_hash: str | None, certificate_key: str | None
+) -> Join:
+    """The join's secrets from --join-config (a file or stdin), else from the flags."""
+    if join_config is not None:
+        if token or ca_hash or certificate_key:
+            raise BadInput(
+                f"--join-config {join_config!r}: give it or --token, "
+                "--discovery-token-ca-cert-hash and --certificate-key, not both"
+            )
+        return read_document(_read_join_config(join_config), f"--join-config {join_config!r}")
+    if not token or not ca_hash:
+        raise BadInput(
+            "the join is missing: give --join-config FILE (or --token and "
+            "--discovery-token-ca-cert-hash, which show in ps)"
+        )
+    return Join(
+        parse_token(token),
+        parse_ca_hash(ca_hash),
+        parse_certificate_key(certificate_key) if certificate_key else None,
+    )
 
 
 def _kubeadm_command(fn: F) -> F:
@@ -154,19 +197,20 @@ def master0_command(
 @click.option(
     "--ip", metavar="IP", help="This master's address [default: the one towards master0]."
 )
-@click.option("--token", required=True, help="Bootstrap token from master0's output.")
-@click.option("--discovery-token-ca-cert-hash", "ca_hash", required=True, metavar="sha256:HEX")
+@join_options
 @click.option(
     "--certificate-key",
     metavar="HEX",
-    help="Optional: kubeadm then also downloads the CAs it already finds here.",
+    help="Optional: kubeadm then also downloads the CAs it already finds here. Shows in `ps` "
+    "while the command runs: --join-config does not.",
 )
 @_kubeadm_command
 def master_command(
     join_flag: bool,
     ip: str | None,
-    token: str,
-    ca_hash: str,
+    join_config: str | None,
+    token: str | None,
+    ca_hash: str | None,
     certificate_key: str | None,
     dry_run: bool,
     hosts_file: str | None,
@@ -182,11 +226,7 @@ def master_command(
     """
     if not join_flag:
         raise BadInput("bootstrap master needs --join (the first master is `bootstrap master0`)")
-    join = Join(
-        parse_token(token),
-        parse_ca_hash(ca_hash),
-        parse_certificate_key(certificate_key) if certificate_key else None,
-    )
+    join = _join(join_config, token, ca_hash, certificate_key)
     spec = _spec(**cluster)
     template, source = _template(template_path, spec)
     own = _own_ip(ip, spec.master0)
@@ -199,16 +239,23 @@ def master_command(
     "--master", "masters", multiple=True, metavar="IP", help="Every master's address (repeatable)."
 )
 @click.option("--vip", default=DEFAULT_VIP, show_default=True)
-@click.option("--token", required=True, help="Bootstrap token from master0's output.")
-@click.option("--discovery-token-ca-cert-hash", "ca_hash", required=True, metavar="sha256:HEX")
+@join_options
+@click.option(
+    "--version",
+    "version_text",
+    metavar="VERSION",
+    help="Kubernetes version, for kubeadm's configuration [default: what `kubeadm version` says].",
+)
 @click.option("--node-name", metavar="NAME", help="[default: the hostname, lower case]")
 @click.option("--lvscare-image", metavar="IMAGE", help="Image of the lvscare static pod.")
 @host_options
 def node_command(
     masters: tuple[str, ...],
     vip: str,
-    token: str,
-    ca_hash: str,
+    join_config: str | None,
+    token: str | None,
+    ca_hash: str | None,
+    version_text: str | None,
     node_name: str | None,
     lvscare_image: str | None,
     dry_run: bool,
@@ -224,15 +271,13 @@ def node_command(
     if not masters:
         raise BadInput("--master is missing: give every master's address")
     parsed = tuple(dict.fromkeys(parse_master(m) for m in masters))
-    join = Join(parse_token(token), parse_ca_hash(ca_hash))
+    join = _join(join_config, token, ca_hash, None)
+    vip_ip = parse_ip(vip, "--vip")
+    name = _node_name(node_name)
+    version = _version(version_text)
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
     steps.node(
-        host,
-        parsed,
-        parse_ip(vip, "--vip"),
-        join,
-        _node_name(node_name),
-        lvscare_image or lvscare_rules.default_image(),
+        host, parsed, vip_ip, join, name, lvscare_image or lvscare_rules.default_image(), version
     )
 
 

@@ -14,6 +14,7 @@ from bootstrap.defaults import (
     HOSTS_FILE_ENV,
     KUBERNETES_DIR,
     KUBERNETES_DIR_ENV,
+    MAX_CLOCK_SKEW,
     PASSPHRASE_ENV,
     PASSWORD_ENV,
     STATE_DIR,
@@ -121,6 +122,23 @@ kubeadm_options = _stack(
     ),
 )
 
+# How a joining host gets the join's secrets: a file (or stdin), or flags for use by hand.
+join_options = _stack(
+    click.option(
+        "--join-config",
+        metavar="FILE",
+        help="A kubeadm JoinConfiguration (0600) with discovery.bootstrapToken.token and "
+        "caCertHashes (and controlPlane.certificateKey); - reads it from stdin. Keeps the "
+        "secrets off command lines; `bootstrap init` and `join` use it.",
+    ),
+    click.option(
+        "--token",
+        help="Bootstrap token from master0's output. Shows in `ps` on this host while the "
+        "command runs: --join-config does not.",
+    ),
+    click.option("--discovery-token-ca-cert-hash", "ca_hash", metavar="sha256:HEX"),
+)
+
 # The hosts a cluster command works on.
 host_list_options = _stack(
     click.option(
@@ -142,7 +160,9 @@ ssh_options = _stack(
         "--passwd",
         "-p",
         default=None,
-        help=f"SSH (and sudo) password [env {PASSWORD_ENV}; else asked on a terminal].",
+        help=f"SSH (and sudo) password [env {PASSWORD_ENV}; else asked on a terminal]. "
+        "On the command line it shows in `ps` on this machine: prefer the prompt or the "
+        "variable.",
     ),
     click.option(
         "--pk", default=None, metavar="FILE", help="Private key file, e.g. ~/.ssh/id_rsa."
@@ -186,4 +206,16 @@ package_options = _stack(
         help="The package's sha256 (checked on every host; for a URL, else the first "
         "host's download is the reference).",
     ),
+)
+
+# The check `init` and `join` make of every host before they change anything.
+clock_option = click.option(
+    "--max-clock-skew",
+    "max_clock_skew",
+    default=MAX_CLOCK_SKEW,
+    show_default=True,
+    type=float,
+    metavar="SECONDS",
+    help="Refuse to start when a host's clock differs from this machine's by more "
+    "(certificates and etcd break on skewed clocks); 0: no check.",
 )

@@ -5,24 +5,42 @@ limit, not the order); then master0 runs `bootstrap master0`, the other masters 
 at a time (etcd members join one by one), and the nodes join in parallel. A failed node
 stops no other host; a failed master0 stops everything after it; a failed master stops
 the masters after it (etcd), not the nodes. The cluster file is saved after every host.
+The join's token reaches each host in a 0600 file (`remote.join_file`), never in a command.
+
+Before anything is changed, every host is connected to and its clock checked (`clock`): one
+host off by more than --max-clock-skew stops the run with nothing done anywhere. Ctrl-C
+(`interrupt`) lets the remote commands running now end, abandons uploads (their temporary
+files removed), starts nothing new and marks the rest `interrupted`; a second Ctrl-C
+(`abort`) closes every connection at once. Either way a second run continues.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import paramiko
-
-from bootstrap.cluster import package, remote
+from bootstrap.cluster import clock, package, remote
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile
 from bootstrap.cluster.progress import Reporter
-from bootstrap.cluster.ssh import Auth, Connection, KnownHosts, Target
-from bootstrap.errors import BadInput, StepFailed
+from bootstrap.cluster.ssh import (
+    TRANSPORT_ERRORS,
+    Auth,
+    Connection,
+    ConnectionLost,
+    KnownHosts,
+    Progress,
+    Target,
+    describe,
+)
+from bootstrap.errors import BadInput, Interrupted, StepFailed
+from bootstrap.host.kubeadm_config import kubeadm_api
+from bootstrap.inputs import parse_version
 from bootstrap.join import Join, redact
 
 
@@ -33,6 +51,7 @@ class Settings:
     timeout: float
     parallel: int
     log_dir: Path
+    max_skew: float = clock.DEFAULT_MAX_SKEW
 
 
 class HostFailed(Exception):
@@ -48,6 +67,7 @@ class HostRun:
     step: str = "connect"
     conn: Connection | None = None
     failed: bool = False
+    clock_off: bool = False
     log: list[str] = field(default_factory=list)
 
     @property
@@ -69,6 +89,48 @@ class Orchestrator:
         self.report = report
         self.runs: dict[Target, HostRun] = {}
         self._log_lock = threading.Lock()
+        self.stop = threading.Event()  # Ctrl-C: start nothing new
+        self.aborted = False  # a second Ctrl-C: connections closed under running steps
+
+    # ------------------------------------------------------------ Ctrl-C
+
+    def interrupt(self) -> None:
+        """Start no new step; uploads stop at their next chunk (see `progress`)."""
+        self.stop.set()
+
+    def abort(self) -> None:
+        """Close every connection now: what runs on a host ends as with a lost network."""
+        self.aborted = True
+        self.stop.set()
+        self.close_all()
+
+    def aborted_under(self) -> None:
+        """After the second Ctrl-C reached the top: the hosts that were waiting for others
+        (those in the middle of a step recorded themselves in `on`)."""
+        for run in self.runs.values():
+            if not run.failed and self.report.lines[run.addr].result == "pending":
+                self.interrupted(run, "stopped while waiting for other hosts")
+
+    def interrupted(self, run: HostRun, how: str) -> None:
+        """Recorded as stopped by the operator, at the step it was at (not a failure)."""
+        if run.failed:
+            return
+        run.failed = True
+        rec = self.cluster.hosts[run.target]
+        rec.result, rec.failed_step = "interrupted", run.step
+        self.report.finish(run.addr, "interrupted", run.step, f"Ctrl-C: {how}")
+        self.write_log(run, f"INTERRUPTED at {run.step}")
+        self.cfile.save(self.cluster)
+
+    def progress(self, run: HostRun) -> Progress:
+        """The upload's progress to the screen; after Ctrl-C it stops the upload."""
+
+        def sent(done: int, total: int) -> None:
+            if self.stop.is_set():
+                raise Interrupted("upload stopped, its partial file removed")
+            self.report.sent(run.addr, done, total)
+
+        return sent
 
     # ------------------------------------------------------------ per host plumbing
 
@@ -81,6 +143,11 @@ class Orchestrator:
         return run
 
     def step(self, run: HostRun, step: str, note: str = "") -> None:
+        """The host moves on to `step`, unless Ctrl-C came: then it stops here."""
+        if self.stop.is_set():
+            run.step = step
+            self.interrupted(run, "not started")
+            raise HostFailed(run.addr)
         run.step = step
         self.report.step(run.addr, step, note)
 
@@ -89,11 +156,21 @@ class Orchestrator:
         """Turn anything that goes wrong on this host into its failure, named by step."""
         try:
             yield
-        except (StepFailed, BadInput) as e:
-            self.fail(run, str(e))
+        except Interrupted as e:
+            self.interrupted(run, str(e))
             raise HostFailed(run.addr) from None
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            self.fail(run, f"SSH: {e or type(e).__name__}")
+        except KeyboardInterrupt:  # the second Ctrl-C, in the thread running this step
+            self.interrupted(run, "connection closed while it ran")
+            raise
+        except (StepFailed, BadInput, *TRANSPORT_ERRORS) as e:
+            if self.aborted:  # our own Ctrl-C closed the connection under it
+                self.interrupted(run, "connection closed while it ran")
+            elif isinstance(e, (StepFailed, BadInput)):
+                self.fail(run, str(e))
+            elif run.conn is not None and not run.conn.alive():
+                self.fail(run, str(ConnectionLost(describe(e))))
+            else:
+                self.fail(run, f"SSH: {describe(e)}")
             raise HostFailed(run.addr) from None
 
     def fail(self, run: HostRun, error: str) -> None:
@@ -105,6 +182,9 @@ class Orchestrator:
         self.cfile.save(self.cluster)
 
     def skip(self, run: HostRun, why: str) -> None:
+        if self.stop.is_set():
+            self.interrupted(run, "not started")
+            return
         run.failed = True
         self.report.finish(run.addr, "skipped", "", why)
 
@@ -122,11 +202,13 @@ class Orchestrator:
 
     def write_log(self, run: HostRun, line: str) -> None:
         """Per-host log of remote output (no password ever reaches a remote command, and
-        bootstrap tokens are masked)."""
+        tokens and certificate keys are masked); 0600 from its creation all the same."""
         with self._log_lock:
             self.s.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.s.log_dir / (run.addr.replace(":", "_").replace("/", "_") + ".log")
-            with open(path, "a", encoding="utf-8") as f:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.fchmod(fd, 0o600)  # a log an older bootstrap left wider: narrowed first
+            with open(fd, "a", encoding="utf-8") as f:
                 f.write(redact(line) + "\n")
 
     def logger(self, run: HostRun) -> Callable[[str], None]:
@@ -141,10 +223,11 @@ class Orchestrator:
         return run.conn
 
     def close_all(self) -> None:
-        for run in self.runs.values():
-            if run.conn is not None:
-                run.conn.close()
-                run.conn = None
+        for run in list(self.runs.values()):
+            conn, run.conn = run.conn, None
+            if conn is not None:
+                with contextlib.suppress(*TRANSPORT_ERRORS):
+                    conn.close()
 
     def parallel(self, runs: list[HostRun], fn: Callable[[HostRun], None]) -> None:
         """fn on every host, at most --parallel at once; a failure stays with its host."""
@@ -156,19 +239,52 @@ class Orchestrator:
         if not runs:
             return
         with ThreadPoolExecutor(max_workers=max(1, min(self.s.parallel, len(runs)))) as pool:
-            for future in [pool.submit(one, r) for r in runs]:
-                future.result()
+            futures = [pool.submit(one, r) for r in runs]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:  # a second Ctrl-C: the workers must not be waited for
+                self.abort()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
     # ------------------------------------------------------------ steps
 
+    def preflight(self, run: HostRun) -> None:
+        """Connected, and its clock close enough to ours (before anything is changed)."""
+        conn = run.conn or self.connect(run)
+        if self.s.max_skew <= 0:
+            return
+        self.step(run, "clock")
+        with self.on(run):
+            off = clock.offset(conn)
+            self.write_log(run, f"[clock] {off:+.0f} s from this machine's")
+            trouble = clock.problem(off, self.s.max_skew)
+            if trouble:
+                run.clock_off = True
+                raise StepFailed(trouble)
+
+    def preflight_all(self, runs: list[HostRun]) -> bool:
+        """Every host connected and its clock checked; False (the rest skipped, nothing
+        changed anywhere) if a clock is off. An unreachable host fails alone, as later."""
+        self.parallel(runs, self.preflight)
+        skewed = [r for r in runs if r.clock_off]
+        if not skewed:
+            return True
+        names = ", ".join(r.addr for r in skewed)
+        for run in runs:
+            if not run.failed:
+                self.skip(run, f"nothing changed: the clock of {names} is off")
+        return False
+
     def prepare(self, run: HostRun, pkg: package.Package, template: bytes | None) -> None:
         """Connect, package there and checked, unpacked, shell/init.sh run, bootstrap found."""
-        conn = self.connect(run)
+        if run.failed:
+            return
+        conn = run.conn or self.connect(run)
         with self.on(run):
             self.step(run, "package")
-            digest, sent = package.distribute(
-                conn, pkg, lambda done, total: self.report.sent(run.addr, done, total)
-            )
+            digest, sent = package.distribute(conn, pkg, self.progress(run))
             if self.cluster.pkg_sha256 is None:
                 self.cluster.pkg_sha256 = digest  # a URL without --pkg-sha256: the first host's
             elif digest != self.cluster.pkg_sha256:
@@ -189,10 +305,19 @@ class Orchestrator:
             if template is not None:
                 conn.write_file(package.REMOTE_TEMPLATE, template, 0o644)
 
-    def bootstrap(self, run: HostRun, args: list[str]) -> str:
+    def bootstrap(self, run: HostRun, args: list[str], join: Join | None = None) -> str:
         self.step(run, f"bootstrap {args[0]}")
+        return self.run_bootstrap(run, args, join)
+
+    def run_bootstrap(self, run: HostRun, args: list[str], join: Join | None = None) -> str:
+        """A single-host command there; `join` goes with it in a file, not on its line."""
         with self.on(run):
-            return remote.run_bootstrap(run.connection(), args, self.logger(run))
+            conn = run.connection()
+            if join is None:
+                return remote.run_bootstrap(conn, args, self.logger(run))
+            api = kubeadm_api(parse_version(self.cluster.version))
+            with remote.join_file(conn, join, api) as flags:
+                return remote.run_bootstrap(conn, [*args, *flags], self.logger(run))
 
     # ------------------------------------------------------------ flows
 
@@ -202,13 +327,16 @@ class Orchestrator:
             [m.ip for m in masters], self.cluster.vip, self.cluster.version, template
         )
 
-    def node_args(self, masters: list[Target], join: Join) -> list[str]:
-        return remote.node_args([m.ip for m in masters], self.cluster.vip, join)
+    def node_args(self, masters: list[Target]) -> list[str]:
+        return remote.node_args([m.ip for m in masters], self.cluster.vip, self.cluster.version)
 
     def join_masters(
         self, runs: list[HostRun], source: HostRun, join: Join, masters: list[Target]
     ) -> None:
         """Masters one at a time: CAs from `source`, then `bootstrap master --join`."""
+        # The CAs are copied, so no certificate key: kubeadm would download them again
+        # (and the uploaded ones expire after two hours).
+        join = dataclasses.replace(join, certificate_key=None)
         for i, run in enumerate(runs):
             if run.failed:
                 continue
@@ -224,8 +352,8 @@ class Orchestrator:
                         *self.cluster_args(masters),
                         "--ip",
                         run.target.ip,
-                        *join.args(),
                     ],
+                    join,
                 )
                 self.succeed(run)
             except HostFailed:
@@ -237,12 +365,12 @@ class Orchestrator:
                 return
 
     def join_nodes(self, runs: list[HostRun], join: Join, masters: list[Target]) -> None:
-        args = self.node_args(masters, join)
+        args = self.node_args(masters)
 
         def one(run: HostRun) -> None:
             if run.failed:
                 return
-            self.bootstrap(run, args)
+            self.bootstrap(run, args, join)
             self.succeed(run)
 
         self.parallel(runs, one)
@@ -255,10 +383,7 @@ class Orchestrator:
         def one(run: HostRun) -> None:
             self.connect(run)
             self.step(run, "rewrite manifest")
-            with self.on(run):
-                remote.run_bootstrap(
-                    run.connection(), self.node_args(masters, join), self.logger(run)
-                )
+            self.run_bootstrap(run, self.node_args(masters), join)
             self.succeed(run)
 
         self.parallel(runs, one)
@@ -267,6 +392,8 @@ class Orchestrator:
         masters = [self.add(m, "master") for m in self.cluster.masters]
         nodes = [self.add(n, "node") for n in self.cluster.nodes]
         self.cfile.save(self.cluster)
+        if not self.preflight_all([*masters, *nodes]):
+            return
         self.parallel([*masters, *nodes], lambda r: self.prepare(r, pkg, template))
         master0, others = masters[0], masters[1:]
         join = None if master0.failed else self.first_master(master0)
@@ -289,8 +416,8 @@ class Orchestrator:
 
     def fresh_join(self, source: HostRun) -> Join | None:
         """A new bootstrap token from a master; None if it failed."""
-        self.step(source, "kubeadm token create")
         try:
+            self.step(source, "kubeadm token create")
             with self.on(source):
                 return remote.fresh_join(source.connection())
         except HostFailed:
@@ -313,7 +440,7 @@ class Orchestrator:
         masters = [self.add(m, "master") for m in new_masters]
         nodes = [self.add(n, "node") for n in new_nodes]
         self.connect_or_stop(source, [*masters, *nodes])
-        if source.failed:
+        if source.failed or not self.preflight_all([source, *masters, *nodes]):
             return
         join = self.fresh_join(source)
         if join is None:

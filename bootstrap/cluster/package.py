@@ -28,6 +28,7 @@ UNPACKED_MARK = ".lvscare-py-unpacked"
 INIT_MARK = ".lvscare-py-init-done"
 # Where init.sh puts bin/; clean removes from here only files identical to the package's.
 BIN_DIRS = ("/usr/local/bin", "/usr/bin")
+FULL_KIB = 1024  # less free than this after a failed unpack: the disk is what stopped it
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -61,15 +62,28 @@ class Package:
 
 
 def open_package(source: str, expected: str | None) -> Package:
-    scheme = urlparse(source).scheme
+    try:
+        url = urlparse(source)
+    except ValueError as e:  # e.g. an unclosed [ in the host part
+        raise BadInput(f"--pkg-url {source!r}: not a URL ({e})") from None
+    scheme = url.scheme
     if scheme in ("http", "https"):
+        if not url.hostname:
+            raise BadInput(f"--pkg-url {source!r}: no host in the URL")
         return Package(source, None, expected)
     if scheme and scheme != "file" and len(scheme) > 1:
         raise BadInput(f"--pkg-url {source!r}: give a local file or an http(s) URL")
-    path = Path(source[len("file://") :] if scheme == "file" else source).expanduser()
+    path = Path(source[len("file://") :] if scheme == "file" else source)
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # ~user of a user that does not exist
+        raise BadInput(f"--pkg-url {source!r}: no such file") from None
     if not path.is_file():
         raise BadInput(f"--pkg-url {source!r}: no such file")
-    digest = file_sha256(path)
+    try:
+        digest = file_sha256(path)
+    except OSError as e:
+        raise BadInput(f"--pkg-url {source!r}: cannot read it ({e.strerror or e})") from None
     if expected and expected != digest:
         raise BadInput(f"--pkg-sha256 {expected}: {path} has sha256 {digest}")
     return Package(source, path, digest, path.stat().st_size)
@@ -80,7 +94,10 @@ def distribute(conn: Connection, pkg: Package, progress: Progress | None) -> tup
     have = conn.sha256(REMOTE_PKG)
     if have is not None and pkg.sha256 is not None and have == pkg.sha256:
         return have, False
+    if have is not None:  # another package (or a damaged one): its room is for the new one
+        conn.check(f"rm -f -- {shlex.quote(REMOTE_PKG)}", f"removing the old {REMOTE_PKG}")
     if pkg.path is not None:
+        conn.require_space(REMOTE_DIR, pkg.size, "the package")
         with open(pkg.path, "rb") as f:
             conn.put(f, pkg.size, REMOTE_PKG, 0o600, progress)
     else:
@@ -113,11 +130,18 @@ def unpack(conn: Connection, digest: str) -> bool:
     if _mark_is(conn, f"{REMOTE_TREE}/{UNPACKED_MARK}", digest):
         return False
     tree, new = shlex.quote(REMOTE_TREE), shlex.quote(REMOTE_TREE + ".new")
+    # A tree that failed half way is taken away at once, not left for later. GNU tar says
+    # only "Wrote only N of M bytes" when the disk is full: the free space says why.
     conn.check(
-        f"rm -rf -- {new} && mkdir -p -- {new} && tar -xzf {shlex.quote(REMOTE_PKG)} -C {new} "
-        f"--no-same-owner && rm -rf -- {tree} && mv -- {new} {tree} && "
+        f"rm -rf -- {new} && mkdir -p -- {new} && "
+        f"if ! tar -xzf {shlex.quote(REMOTE_PKG)} -C {new} --no-same-owner; then "
+        f"free=$(df -Pk -- {new} | awk 'NR==2 {{print $4}}'); "
+        f'if [ "${{free:-0}}" -lt {FULL_KIB} ]; then '
+        f'echo "No space left on device: {REMOTE_DIR} has $free KiB free with the tree half '
+        f'unpacked"; fi; rm -rf -- {new}; exit 1; fi && '
+        f"rm -rf -- {tree} && mv -- {new} {tree} && "
         f"echo {digest} > {shlex.quote(REMOTE_TREE + '/' + UNPACKED_MARK)}",
-        "unpacking the package",
+        f"unpacking the package into {REMOTE_TREE}",
     )
     return True
 

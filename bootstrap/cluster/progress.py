@@ -27,7 +27,8 @@ class HostLine:
     started: float | None = None
     send_started: float | None = None
     finished: float | None = None
-    result: str = "pending"  # ok, failed, skipped (a host it depends on failed), pending
+    # ok, failed, skipped (a host it depends on failed), interrupted (Ctrl-C), pending
+    result: str = "pending"
     failed_step: str = ""
     error: str = ""
     notes: list[str] = field(default_factory=list)

@@ -4,15 +4,18 @@ The offline package carries lvscare-py's `bootstrap` in bin/ (beside kubeadm and
 its shell/init.sh puts it on PATH. The orchestrator then runs the same single-host commands
 a user would run by hand on each host, so one code path renders configurations, PKI,
 /etc/hosts and the lvscare manifest, and records what it did for `bootstrap clean` there.
+The join's secrets go in a file (`join_file`), never on those command lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from bootstrap.cluster.ssh import Connection
+from bootstrap.cluster.package import REMOTE_DIR
+from bootstrap.cluster.ssh import TRANSPORT_ERRORS, Connection
 from bootstrap.defaults import KUBERNETES_DIR
 from bootstrap.errors import StepFailed
 from bootstrap.host.pki import SHARED_FILES
@@ -21,6 +24,9 @@ from bootstrap.join import Join, find_join
 BOOTSTRAP = "bootstrap"
 ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
 COPIED_LIST = "/var/lib/lvscare-py-copied-cas.sha256"
+# The join's secrets while a single-host command reads them; under REMOTE_DIR, which
+# `clean` removes, should a lost connection leave it behind.
+JOIN_FILE = f"{REMOTE_DIR}/join.yaml"
 
 Line = Callable[[str], None]
 
@@ -56,11 +62,25 @@ def cluster_args(masters: list[str], vip: str, version: str, template: str | Non
     return args
 
 
-def node_args(masters: list[str], vip: str, join: Join) -> list[str]:
+def node_args(masters: list[str], vip: str, version: str) -> list[str]:
+    """`bootstrap node` without the join, which `join_file` adds."""
     args = ["node"]
     for ip in masters:
         args += ["--master", ip]
-    return [*args, "--vip", vip, *join.args()]
+    return [*args, "--vip", vip, "--version", version]
+
+
+@contextlib.contextmanager
+def join_file(conn: Connection, join: Join, api: str) -> Iterator[list[str]]:
+    """The flags that hand the join to a single-host command: the token (and certificate
+    key) in a JoinConfiguration uploaded 0600, removed after. On the command line they
+    would show in `ps` and /proc/PID/cmdline to every user of the host while it runs."""
+    conn.write_file(JOIN_FILE, join.document(api).encode(), 0o600)
+    try:
+        yield ["--join-config", JOIN_FILE]
+    finally:
+        with contextlib.suppress(StepFailed, *TRANSPORT_ERRORS):  # the connection may be gone
+            conn.run(f"rm -f -- {shlex.quote(JOIN_FILE)}")
 
 
 def fresh_join(conn: Connection) -> Join:

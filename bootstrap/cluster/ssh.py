@@ -3,23 +3,30 @@
 Every remote command is built from an argv with `shlex.quote`, run through `sh -c`, and
 wrapped in `sudo` when the user is not root. A password (for the login or for sudo) goes to
 paramiko or to sudo's stdin, never onto a command line, so it never shows in `ps` or a log.
+Uploads go into files the server creates 0600, so a key is never readable to others there,
+under a temporary name moved into place only once whole: a cut connection or a full disk
+leaves no file that could be taken for the real one (and the temporary one is removed when
+the connection still allows it, else by the next upload).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import shlex
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import paramiko
+from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
 
+from bootstrap.cluster.progress import human_bytes
 from bootstrap.defaults import PASSPHRASE_ENV, SSH_PORT
 from bootstrap.errors import BadInput, StepFailed
 from bootstrap.inputs import parse_host
@@ -27,6 +34,28 @@ from bootstrap.join import redact
 from lvscare.address import format_hostport
 
 Progress = Callable[[int, int], None]
+# What a dropped or broken connection raises (besides our StepFailed).
+TRANSPORT_ERRORS = (paramiko.SSHException, OSError, EOFError)
+CHUNK = 32768
+# Where a tool prints why it failed before a summary line ("tar: Exiting with failure
+# status"): the line with one of these is the reason.
+CAUSES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+class ConnectionLost(StepFailed):
+    """The connection ended under a command or a transfer: the host went down (a reboot,
+    a crash) or the network dropped it. Nothing tells how far the remote side got."""
+
+    def __init__(self, detail: str = "") -> None:
+        why = f" ({detail})" if detail else ""
+        super().__init__(
+            f"the SSH connection was lost{why}: the host went down or the network failed"
+        )
+
+
+def describe(e: BaseException) -> str:
+    """An exception as a few words: its text, else its kind (EOFError has no text)."""
+    return str(e).strip() or type(e).__name__
 
 
 @dataclass(frozen=True, order=True)
@@ -134,6 +163,13 @@ class Result:
         lines = [line.strip() for line in self.output.splitlines() if line.strip()]
         return lines[-1] if lines else f"exit code {self.code}"
 
+    def reason(self) -> str:
+        """Why it failed: the line naming a full or read-only disk, else the last line."""
+        for line in self.output.splitlines():
+            if any(cause in line for cause in CAUSES):
+                return line.strip()
+        return self.last_line()
+
 
 def shell_line(argv: Sequence[str]) -> str:
     return shlex.join(argv)
@@ -184,8 +220,26 @@ class Connection:
 
     def close(self) -> None:
         if self._sftp is not None:
-            self._sftp.close()
+            with contextlib.suppress(*TRANSPORT_ERRORS):
+                self._sftp.close()
         self.client.close()
+
+    def alive(self) -> bool:
+        """Whether the connection still carries a command. Asked, not read from the
+        transport's state: that lags a cut connection by as long as it takes paramiko's
+        reader to see the end (a dead session channel can come first)."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            return False
+        try:
+            chan = transport.open_session(timeout=self.timeout)
+            try:
+                chan.exec_command("true")
+                return chan.status_event.wait(self.timeout) and chan.exit_status == 0
+            finally:
+                chan.close()
+        except TRANSPORT_ERRORS:
+            return False
 
     def __enter__(self) -> Connection:
         return self
@@ -238,6 +292,8 @@ class Connection:
             code = chan.recv_exit_status()
         finally:
             chan.close()
+        if code == -1 and not self.alive():  # no exit status: the connection went
+            raise ConnectionLost("while a command ran")
         return Result(code, out.decode(errors="replace"))
 
     def check(
@@ -250,7 +306,7 @@ class Connection:
     ) -> str:
         result = self.run(script, on_line=on_line, as_root=as_root)
         if result.code != 0:
-            raise StepFailed(redact(f"{what}: {result.last_line()}"))
+            raise StepFailed(redact(f"{what}: {result.reason()}"))
         return result.output
 
     def run_argv(self, argv: Sequence[str], what: str) -> str:
@@ -272,6 +328,25 @@ class Connection:
         words = result.output.split()
         return words[0] if words else None
 
+    def free_bytes(self, directory: str) -> int:
+        """Free space where files in `directory` go (made if missing), for the root user."""
+        q = shlex.quote(directory)
+        out = self.check(f"mkdir -p -- {q} && df -Pk -- {q}", f"df {directory}")
+        try:
+            return int(out.strip().splitlines()[-1].split()[3]) * 1024
+        except (IndexError, ValueError):
+            raise StepFailed(f"df {directory}: cannot read its output {out!r}") from None
+
+    def require_space(self, directory: str, size: int, what: str) -> None:
+        """Refuse before writing a byte when `size` cannot fit: a clear line, not an SFTP
+        "Failure" half way through with a partial file left."""
+        free = self.free_bytes(directory)
+        if free < size:
+            raise StepFailed(
+                f"no space left on device for {what}: {directory} has {human_bytes(free)} "
+                f"free, {human_bytes(size)} needed"
+            )
+
     def read_file(self, path: str) -> bytes:
         """A root-owned file's bytes (keys included), through `cat` as root, base64-safe."""
         out = self.check(f"base64 < {shlex.quote(path)}", f"reading {path}")
@@ -289,11 +364,19 @@ class Connection:
         mode: int,
         progress: Progress | None = None,
     ) -> None:
-        """Upload to a temporary name, then move into place as root: never half a file."""
+        """Upload to a temporary name, then move into place as root: never half a file.
+
+        A transfer that fails (or that `progress` stops by raising) takes its temporary
+        file away when the connection still allows; a lost connection leaves it, under a
+        name nothing reads, for the next upload to replace."""
         if self.auth.root:
             tmp = f"{dest}.lvscare-py-part"
-            self.check(f"mkdir -p -- {shlex.quote(os.path.dirname(dest))}", "mkdir")
-            self.sftp().putfo(source, tmp, file_size=size, callback=progress, confirm=True)
+            self.check(
+                f"mkdir -p -- {shlex.quote(os.path.dirname(dest))} && rm -f -- {shlex.quote(tmp)}",
+                "mkdir",
+            )
+            with self._removed_on_failure(tmp, os.path.dirname(dest), size):
+                self._send(source, size, tmp, progress)
             self.check(
                 f"chmod {mode:o} -- {shlex.quote(tmp)} && mv -f -- {shlex.quote(tmp)} "
                 f"{shlex.quote(dest)}",
@@ -302,12 +385,65 @@ class Connection:
             return
         staging = self._staging()
         tmp = f"{staging}/upload"
-        self.sftp().putfo(source, tmp, file_size=size, callback=progress, confirm=True)
+        with self._removed_on_failure(staging, staging, size):
+            self._send(source, size, tmp, progress)
+        # install(1) creates its file 0600 and sets `mode` after the copy; it writes in
+        # place, so into a temporary name that is moved over `dest` once whole.
+        part = shlex.quote(f"{dest}.lvscare-py-part")
         self.check(
-            f"install -D -m {mode:o} -- {shlex.quote(tmp)} {shlex.quote(dest)}; rc=$?; "
-            f"rm -rf -- {shlex.quote(staging)}; exit $rc",
+            f"install -D -m {mode:o} -- {shlex.quote(tmp)} {part} && mv -f -- {part} "
+            f"{shlex.quote(dest)}; rc=$?; rm -rf -- {shlex.quote(staging)}; "
+            f"[ $rc = 0 ] || rm -f -- {part}; exit $rc",
             f"installing {dest}",
         )
+
+    @contextlib.contextmanager
+    def _removed_on_failure(self, path: str, directory: str, size: int) -> Iterator[None]:
+        """`path` removed if the block fails; a refusal on a full disk said as such
+        (sftp-server answers only "Failure")."""
+        try:
+            yield
+        except Exception as e:
+            if not self.alive():
+                raise ConnectionLost(describe(e)) from None
+            full = isinstance(e, OSError) and self._full(directory, size)
+            with contextlib.suppress(StepFailed, *TRANSPORT_ERRORS):
+                self.run(f"rm -rf -- {shlex.quote(path)}")
+            if full:
+                raise StepFailed(f"no space left on device writing {path}") from None
+            if isinstance(e, OSError):
+                raise StepFailed(f"SFTP write to {path}: {describe(e)}") from None
+            raise
+
+    def _full(self, directory: str, size: int) -> bool:
+        """Whether `directory` has less room than `size` (asked after a failed write)."""
+        try:
+            return self.free_bytes(directory) < size
+        except (StepFailed, *TRANSPORT_ERRORS):
+            return False
+
+    def _send(self, source: BinaryIO, size: int, path: str, progress: Progress | None) -> None:
+        """Into a new file the server creates 0600 (O_EXCL, the mode in the open request):
+        paramiko's open sends no mode, so the server's default (0666 less its umask) would
+        let any user there open the file, and keep it open, before a chmod."""
+        sftp = self.sftp()
+        attrs = paramiko.SFTPAttributes()
+        attrs.st_mode = 0o600
+        flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+        # paramiko's own open() has no mode argument; this is its request with one.
+        kind, msg = sftp._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]
+        if kind != CMD_HANDLE or msg is None:
+            raise StepFailed(f"SFTP open {path}: no handle")
+        sent = 0
+        with paramiko.SFTPFile(sftp, msg.get_binary(), "wb") as f:
+            f.set_pipelined(True)
+            while chunk := source.read(CHUNK):
+                f.write(chunk)
+                sent += len(chunk)
+                if progress is not None:
+                    progress(sent, size)
+        if sftp.stat(path).st_size != sent:
+            raise StepFailed(f"{path}: the upload's size does not match ({sent} bytes sent)")
 
     def write_file(self, dest: str, data: bytes, mode: int) -> None:
         self.put(io.BytesIO(data), len(data), dest, mode)

@@ -41,34 +41,11 @@ def init_argv(config: Path) -> list[str]:
     return [KUBEADM, "init", "--config", str(config), "--upload-certs"]
 
 
-def join_argv(
-    endpoint: str,
-    token: str,
-    ca_cert_hash: str,
-    *,
-    node_name: str | None = None,
-    control_plane: bool = False,
-    advertise_address: str | None = None,
-    certificate_key: str | None = None,
-) -> list[str]:
-    argv = [
-        KUBEADM,
-        "join",
-        endpoint,
-        "--token",
-        token,
-        "--discovery-token-ca-cert-hash",
-        ca_cert_hash,
-    ]
-    if control_plane:
-        argv.append("--control-plane")
-        if advertise_address:
-            argv += ["--apiserver-advertise-address", advertise_address]
-        if certificate_key:
-            argv += ["--certificate-key", certificate_key]
-    if node_name:
-        argv += ["--node-name", node_name]
-    return argv
+def join_argv(config: Path) -> list[str]:
+    """kubeadm join reads everything from its configuration: flags such as --token would
+    show in `ps` to every user of the host while it runs (and kubeadm mixes no flags with
+    --config)."""
+    return [KUBEADM, "join", "--config", str(config)]
 
 
 def reset_argv() -> list[str]:

@@ -19,7 +19,8 @@ import yaml
 from bootstrap.defaults import APISERVER_NAME, APISERVER_PORT, DEFAULT_VIP
 from bootstrap.errors import BadInput
 from bootstrap.host import gotemplate
-from bootstrap.inputs import KubeVersion
+from bootstrap.inputs import KubeVersion, parse_cert_san, parse_ip, parse_node_name
+from bootstrap.join import Join
 
 DEFAULT_POD_CIDR = "100.64.0.0/10"
 DEFAULT_SVC_CIDR = "10.96.0.0/12"
@@ -43,6 +44,38 @@ def default_template(version: KubeVersion) -> str:
     """The template `bootstrap config -t kubeadm` prints for this Kubernetes version."""
     name = "kubeadm-" + kubeadm_api(version).rsplit("/", 1)[1] + ".yaml.tmpl"
     return resources.files("bootstrap.host").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def join_configuration(
+    version: KubeVersion,
+    join: Join,
+    endpoint: str,
+    node_name: str,
+    advertise_address: str | None = None,
+) -> str:
+    """What `kubeadm join --config` reads: the discovery (token and CA hash), this host's
+    name and, for a master (`advertise_address`), its control plane and the certificate
+    key if there is one. The file holds the token: it is written 0600 and removed after."""
+    doc: dict[str, Any] = {
+        "apiVersion": kubeadm_api(version),
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": endpoint,
+                "token": join.token,
+                "caCertHashes": [join.ca_cert_hash],
+            }
+        },
+        "nodeRegistration": {"name": node_name},
+    }
+    if advertise_address is not None:
+        plane: dict[str, Any] = {
+            "localAPIEndpoint": {"advertiseAddress": advertise_address, "bindPort": APISERVER_PORT}
+        }
+        if join.certificate_key:
+            plane["certificateKey"] = join.certificate_key
+        doc["controlPlane"] = plane
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def signing_duration(years: int) -> str:
@@ -111,6 +144,8 @@ def render(template: str, spec: ClusterSpec, source: str = "the default template
         raise BadInput(f"{source} {e}") from None
     try:
         list(yaml.safe_load_all(text))
+    except RecursionError:
+        raise BadInput(f"{source} renders to YAML nested too deeply to read") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -141,7 +176,7 @@ class ConfigFacts:
     def endpoint_host(self) -> str:
         host = self.control_plane_endpoint
         if host.startswith("["):
-            return host[1 : host.index("]")]
+            return host[1:].partition("]")[0]
         return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -174,18 +209,32 @@ def facts(text: str, spec: ClusterSpec, advertise_default: str) -> ConfigFacts:
     node = _get(init, "nodeRegistration", "name") or spec.node_name
     advertise = _get(init, "localAPIEndpoint", "advertiseAddress") or advertise_default
     sans = _get(cluster, "apiServer", "certSANs") or []
-    networking = _get(cluster, "networking") or {}
-    return ConfigFacts(
-        node_name=str(node),
-        advertise_address=str(advertise),
-        cert_sans=tuple(str(s) for s in sans),
-        service_subnet=str(networking.get("serviceSubnet") or DEFAULT_SVC_CIDR),
-        dns_domain=str(networking.get("dnsDomain") or DEFAULT_DNS_DOMAIN),
-        control_plane_endpoint=str(
-            cluster.get("controlPlaneEndpoint") or f"{APISERVER_NAME}:{APISERVER_PORT}"
+    subnet = _get(cluster, "networking", "serviceSubnet") or DEFAULT_SVC_CIDR
+    domain = _get(cluster, "networking", "dnsDomain") or DEFAULT_DNS_DOMAIN
+    endpoint = cluster.get("controlPlaneEndpoint") or f"{APISERVER_NAME}:{APISERVER_PORT}"
+    if not isinstance(sans, list):
+        raise BadInput(f"the configuration's apiServer.certSANs {sans!r}: not a list")
+    read = ConfigFacts(
+        node_name=parse_node_name(str(node), "the configuration's nodeRegistration.name"),
+        advertise_address=parse_ip(
+            str(advertise), "the configuration's localAPIEndpoint.advertiseAddress"
         ),
+        cert_sans=tuple(parse_cert_san(str(s), "the configuration's certSANs") for s in sans),
+        service_subnet=str(subnet),
+        dns_domain=str(domain),
+        control_plane_endpoint=str(endpoint),
         warnings=tuple(warnings),
     )
+    # The names the certificates get from these: each must be one a certificate can hold.
+    try:
+        read.service_ip  # noqa: B018
+    except ValueError:
+        raise BadInput(
+            f"the configuration's serviceSubnet {subnet!r}: not a network in CIDR form"
+        ) from None
+    parse_cert_san(read.dns_domain, "the configuration's dnsDomain")
+    parse_cert_san(read.endpoint_host, "the configuration's controlPlaneEndpoint")
+    return read
 
 
 def _get(doc: dict[str, Any], *keys: str) -> Any:

@@ -23,14 +23,17 @@ from bootstrap.host.kubeadm_config import (
     ClusterSpec,
     ConfigFacts,
     facts,
+    join_configuration,
     render,
 )
 from bootstrap.host.state import State, sha256
+from bootstrap.inputs import KubeVersion
 from bootstrap.join import Join
 from lvscare.address import format_hostport
 
 MANIFEST_NAME = "kube-lvscare.yaml"
 CONFIG_NAME = "kubeadm.yaml"
+JOIN_CONFIG_NAME = "kubeadm-join.yaml"  # holds the token: only while kubeadm join runs
 # Files kubeadm writes early in init / join: there without a finished step means a half-way stop.
 INIT_LEFTOVERS = ("manifests/kube-apiserver.yaml", "manifests/etcd.yaml")
 JOIN_LEFTOVERS = ("kubelet.conf",)
@@ -108,6 +111,19 @@ def write_pki(host: Host, spec: ClusterSpec, config: ConfigFacts, *, init: bool)
     secrets += [host.paths.kubernetes_dir / s.filename for s in specs]
     for path in secrets:  # kept files too: a private key is never left readable to others
         host.fx.ensure_mode(path, 0o600)
+
+
+def kubeadm_join(host: Host, config: str) -> None:
+    """kubeadm join with the token in a file, 0600 from its first byte and gone when kubeadm
+    is (also when it fails): on kubeadm's command line it would show in `ps`."""
+    path = host.paths.state_dir / JOIN_CONFIG_NAME
+    host.fx.write(
+        path, config.encode(), 0o600, why="kubeadm join's configuration (the token)", secret=True
+    )
+    try:
+        host.fx.run(kubeadm.join_argv(path))
+    finally:
+        host.fx.remove(path, why="it holds the bootstrap token")
 
 
 def copy_admin_conf(host: Host) -> None:
@@ -197,16 +213,15 @@ def master_join(
     if joined:
         host.fx.say("kubeadm join: done earlier, skipped")
     else:
-        host.fx.run(
-            kubeadm.join_argv(
+        kubeadm_join(
+            host,
+            join_configuration(
+                spec.version,
+                join,
                 f"{APISERVER_NAME}:{APISERVER_PORT}",
-                join.token,
-                join.ca_cert_hash,
-                node_name=spec.node_name,
-                control_plane=True,
+                spec.node_name,
                 advertise_address=own_ip,
-                certificate_key=join.certificate_key,
-            )
+            ),
         )
         host.state.mark("kubeadm-join")
         host.save()
@@ -222,6 +237,7 @@ def node(
     join: Join,
     node_name: str,
     image: str,
+    version: KubeVersion,
 ) -> None:
     """A worker: hosts line at the VIP, IPVS rules, kubeadm join, then lvscare's static pod."""
     _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
@@ -239,7 +255,7 @@ def node(
     if host.state.done("kubeadm-join"):
         host.fx.say("kubeadm join: done earlier, skipped")
     else:
-        host.fx.run(kubeadm.join_argv(vs, join.token, join.ca_cert_hash, node_name=node_name))
+        kubeadm_join(host, join_configuration(version, join, vs, node_name))
         host.state.mark("kubeadm-join")
         host.save()
     manifest = lvscare_rules.static_pod(vs, rs, image)
@@ -293,6 +309,9 @@ def clean(host: Host, vip: str | None) -> list[str]:
             host.fx.remove(path, why="written by bootstrap")
         else:
             host.fx.say(f"kept {path}: changed since bootstrap wrote it")
+    host.fx.remove(
+        host.paths.state_dir / JOIN_CONFIG_NAME, why="left by an interrupted kubeadm join"
+    )
     host.fx.remove(host.state.path, why="bootstrap's record of this host")
     if not host.fx.dry_run and host.state.dir.is_dir() and not any(host.state.dir.iterdir()):
         host.state.dir.rmdir()
@@ -331,4 +350,11 @@ def join_commands(spec: ClusterSpec, info: Join, template_path: str | None) -> l
     ]
     if template_path:
         lines += ["", f"(a master needs {template_path} too)"]
+    lines += [
+        "",
+        "Flags show in `ps` on that host while the command runs; to keep the token and the",
+        "certificate key off command lines, put them in a kubeadm JoinConfiguration file",
+        "(mode 0600: discovery.bootstrapToken.token and caCertHashes, controlPlane.certificateKey)",
+        "and give --join-config FILE instead.",
+    ]
     return lines

@@ -205,24 +205,26 @@ def test_master_join_goes_through_master0_then_points_at_itself(
     out = run(*MASTER)
     assert out.exit_code == 0, out.output
     calls = kubeadm.read()
-    assert [c["argv"] for c in calls] == [
-        [
-            "kubeadm",
-            "join",
-            "apiserver.cluster.local:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            CA_HASH,
-            "--control-plane",
-            "--apiserver-advertise-address",
-            "192.168.0.3",
-            "--certificate-key",
-            CERT_KEY,
-            "--node-name",
-            "m1",
-        ]
-    ]
+    join_config = tree.state / "kubeadm-join.yaml"
+    assert [c["argv"] for c in calls] == [["kubeadm", "join", "--config", str(join_config)]]
+    assert yaml.safe_load(calls[0]["config"]) == {
+        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": "apiserver.cluster.local:6443",
+                "token": TOKEN,
+                "caCertHashes": [CA_HASH],
+            }
+        },
+        "nodeRegistration": {"name": "m1"},
+        "controlPlane": {
+            "localAPIEndpoint": {"advertiseAddress": "192.168.0.3", "bindPort": 6443},
+            "certificateKey": CERT_KEY,
+        },
+    }
+    assert calls[0]["config_mode"] == 0o600
+    assert not join_config.exists()  # the token is gone with kubeadm
     assert calls[0]["hosts"].encode() == hosts_with("192.168.0.2")  # master0 during the join
     assert tree.hosts.read_bytes() == hosts_with("192.168.0.3")  # itself afterwards
     assert (tree.pki / "apiserver.crt").exists()  # made before kubeadm: kubeadm issues none
@@ -261,20 +263,23 @@ def test_node_makes_ipvs_rules_before_join_and_the_static_pod_after(
         ("create", "10.103.97.2:6443", ["192.168.0.2:6443", "192.168.0.3:6443", "192.168.0.4:6443"])
     ]
     assert seen == [(0, False)]  # no kubeadm call yet, no manifest yet
-    calls = kubeadm.read()
-    assert [c["argv"] for c in calls] == [
-        [
-            "kubeadm",
-            "join",
-            "10.103.97.2:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            CA_HASH,
-            "--node-name",
-            "n1",
-        ]
-    ]
+    calls = [c for c in kubeadm.read() if c["argv"][1] != "version"]  # no --version given
+    join_config = tree.state / "kubeadm-join.yaml"
+    assert [c["argv"] for c in calls] == [["kubeadm", "join", "--config", str(join_config)]]
+    assert yaml.safe_load(calls[0]["config"]) == {
+        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": "10.103.97.2:6443",
+                "token": TOKEN,
+                "caCertHashes": [CA_HASH],
+            }
+        },
+        "nodeRegistration": {"name": "n1"},
+    }
+    assert calls[0]["config_mode"] == 0o600
+    assert not join_config.exists()
     assert calls[0]["hosts"].encode() == hosts_with("10.103.97.2")
     manifest = tree.kube / "manifests" / "kube-lvscare.yaml"
     pod = yaml.safe_load(manifest.read_text())
@@ -373,7 +378,8 @@ def test_clean_on_a_host_that_never_joined_and_has_no_kubeadm(
         (
             NODE,
             [
-                "would run: kubeadm join 10.103.97.2:6443",
+                "kubeadm-join.yaml (",  # a secret: its size, never its text
+                "would run: kubeadm join --config",
                 "would set IPVS virtual server",
                 "+10.103.97.2 apiserver.cluster.local",
                 "would write",
@@ -418,7 +424,8 @@ def test_dry_run_of_master_join_changes_nothing(
     assert out.exit_code == 0, out.output
     assert snapshot(tree.root) == before
     assert kubeadm.read() == []
-    assert "would run: kubeadm join apiserver.cluster.local:6443" in out.stdout
+    assert "would run: kubeadm join --config" in out.stdout
+    assert TOKEN not in out.stdout and CERT_KEY not in out.stdout
 
 
 # ---------------------------------------------------------------- bad input

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.kubeadm import CA_HASH, TOKEN, TOKEN2
+from tests.support.kubeadm import CA_HASH, CERT_KEY, TOKEN, TOKEN2
 from tests.support.ssh_client import Client, bootstrap, init_args, lab_and_client
 from tests.support.ssh_hosts import Host, Lab
 
@@ -61,6 +61,42 @@ def manifest_rs(host: Host) -> list[str]:
     return [args[i + 1] for i, a in enumerate(args) if a == "--rs"]
 
 
+JOIN_CONFIG = "/var/lib/lvscare-py/kubeadm-join.yaml"
+
+
+def joined_with(
+    call: dict[str, Any], endpoint: str, token: str, name: str, advertise: str | None = None
+) -> None:
+    """kubeadm join got its configuration file alone, 0600, with this join in it (a master's
+    without the certificate key: it has master0's CAs copied)."""
+    assert call["argv"] == ["kubeadm", "join", "--config", JOIN_CONFIG]
+    assert call["config_mode"] == 0o600
+    expected: dict[str, Any] = {
+        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": endpoint,
+                "token": token,
+                "caCertHashes": [CA_HASH],
+            }
+        },
+        "nodeRegistration": {"name": name},
+    }
+    if advertise is not None:
+        expected["controlPlane"] = {
+            "localAPIEndpoint": {"advertiseAddress": advertise, "bindPort": 6443}
+        }
+    assert yaml.safe_load(call["config"]) == expected
+
+
+def sent_0600(host: Host) -> list[str]:
+    """The files sent to the host over SFTP, each checked to be created new and 0600."""
+    created = [(p, f, m) for p, f, m in host.sftp_opens() if "CREATE" in f]
+    assert [(p, f, m) for p, f, m in created if m != 0o600 or "EXCL" not in f] == []
+    return [p for p, _f, _m in created]
+
+
 def cluster_file(client: Client) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(client.cluster_file.read_text())
     return data
@@ -86,20 +122,9 @@ def test_init_installs_three_masters_then_three_nodes_in_order(cluster: Cluster)
     # other masters: one kubeadm join each, through master0, with master0's CAs.
     for m in (m1, m2):
         (join,) = kubeadm_calls(m)
-        assert join["argv"] == [
-            "kubeadm",
-            "join",
-            "apiserver.cluster.local:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            CA_HASH,
-            "--control-plane",
-            "--apiserver-advertise-address",
-            m.ip,
-            "--node-name",
-            m.name,
-        ]
+        joined_with(join, "apiserver.cluster.local:6443", TOKEN, m.name, m.ip)
+        assert CERT_KEY not in join["config"]
+        assert "/etc/kubernetes/pki/ca.key.lvscare-py-part" in sent_0600(m)
         assert join["hosts"].endswith(f"{ips[0]} apiserver.cluster.local # lvscare-py\n")
         assert m.read("/etc/hosts") == cluster.hosts_before[m.name] + (
             f"{m.ip} apiserver.cluster.local # lvscare-py\n"
@@ -115,17 +140,12 @@ def test_init_installs_three_masters_then_three_nodes_in_order(cluster: Cluster)
             ["ipvs", "create", "10.103.97.2:6443", *rs],
         ]
         (join,) = kubeadm_calls(n)
-        assert join["argv"] == [
-            "kubeadm",
-            "join",
-            "10.103.97.2:6443",
-            "--token",
-            TOKEN,
-            "--discovery-token-ca-cert-hash",
-            CA_HASH,
-            "--node-name",
-            n.name,
+        joined_with(join, "10.103.97.2:6443", TOKEN, n.name)
+        assert sent_0600(n) == [
+            "/opt/lvscare-py/package.tar.gz.lvscare-py-part",
+            "/opt/lvscare-py/join.yaml.lvscare-py-part",
         ]
+        assert not n.exists("/opt/lvscare-py/join.yaml") and not n.exists(JOIN_CONFIG)
         assert manifest_rs(n) == rs
         assert n.read("/etc/hosts") == cluster.hosts_before[n.name] + (
             "10.103.97.2 apiserver.cluster.local # lvscare-py\n"
@@ -168,17 +188,7 @@ def test_join_adds_two_nodes_with_every_master(cluster: Cluster) -> None:
     ]
     for n in (n4, n5):
         (join,) = kubeadm_calls(n)
-        assert join["argv"] == [
-            "kubeadm",
-            "join",
-            "10.103.97.2:6443",
-            "--token",
-            TOKEN2,
-            "--discovery-token-ca-cert-hash",
-            CA_HASH,
-            "--node-name",
-            n.name,
-        ]
+        joined_with(join, "10.103.97.2:6443", TOKEN2, n.name)
         assert manifest_rs(n) == [f"{m.ip}:6443" for m in cluster.masters]
     assert cluster_file(cluster.client)["nodes"] == [n.addr for n in cluster.nodes + cluster.extra]
 
@@ -228,21 +238,7 @@ def test_join_a_master_copies_the_cas_and_gives_every_node_the_new_list(cluster:
     m0, m1, m2 = cluster.masters
     out = bootstrap("join", "--master", m2.addr)
     assert out.exit_code == 0, out.output
-    join = kubeadm_calls(m2)[-1]
-    assert join["argv"] == [
-        "kubeadm",
-        "join",
-        "apiserver.cluster.local:6443",
-        "--token",
-        TOKEN2,
-        "--discovery-token-ca-cert-hash",
-        CA_HASH,
-        "--control-plane",
-        "--apiserver-advertise-address",
-        m2.ip,
-        "--node-name",
-        "m2",
-    ]
+    joined_with(kubeadm_calls(m2)[-1], "apiserver.cluster.local:6443", TOKEN2, "m2", m2.ip)
     for name in ("ca.key", "etcd/ca.key", "front-proxy-ca.key", "sa.key"):
         path = f"/etc/kubernetes/pki/{name}"
         assert m2.path(path).read_bytes() == m0.path(path).read_bytes()

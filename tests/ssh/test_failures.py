@@ -1,46 +1,69 @@
-"""What a failure on one host does to the others, and bad input."""
+"""What a failure on one host does to the others (20 hosts, 3 failing at different steps;
+master0; an unreachable host; a bad download), and bad input."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
 
+from bootstrap.cluster.package import REMOTE_DIR
+from tests.support import ssh_package
 from tests.support.ssh_client import Client, bootstrap, init_args
+from tests.support.ssh_faults import leftovers, row
 from tests.support.ssh_hosts import FAIL_FILE, Host, Lab
 
 
-def test_node_failing_half_way_stops_no_other_and_a_rerun_continues(
-    lab: tuple[Lab, Client],
+def test_twenty_hosts_three_failing_at_different_steps_the_rest_finish_and_a_rerun_ends_them(
+    lab: tuple[Lab, Client], tmp_path: Path
 ) -> None:
     lab_, client = lab
-    m0 = lab_.host("m0")
-    n1, n2, n3 = (lab_.host(f"n{i}") for i in (1, 2, 3))
-    client.trust(m0, n1, n2, n3)
-    n2.write(FAIL_FILE, "join\n")
-    args = [*init_args(client, [m0.addr], [n1.addr, n2.addr, n3.addr]), "--parallel", "2"]
+    pkg = ssh_package.build(tmp_path / "kube.tar.gz", noise=128 << 10)
+    m0, *nodes = lab_.many(["m0", *[f"n{i}" for i in range(1, 20)]])
+    client.trust(m0, *nodes)
+    full, broken, refused = nodes[4], nodes[9], nodes[14]
+    full.in_ns(f"mkdir -p {REMOTE_DIR} && mount -t tmpfs -o size=64k lvpy-full {REMOTE_DIR}")
+    broken.write(FAIL_FILE, "init.sh\n")  # the package's init.sh fails there
+    refused.write(FAIL_FILE, "join\n")  # kubeadm join fails there
+    args = init_args(client, [m0.addr], [n.addr for n in nodes], pkg=str(pkg))
     out = bootstrap(*args)
-    assert out.exit_code == 1
-    table = out.output[out.output.index("HOST ") :]
-    row = next(line for line in table.splitlines() if line.startswith(n2.addr + " "))
-    assert "failed" in row and "bootstrap node" in row and "kubeadm join" in row
-    log = (client.home / ".lvscare-py" / "logs" / f"{n2.ip}.log").read_text()
+    assert out.exit_code == 1, out.output
+    assert f"3 of 20 hosts failed: {full.addr}, {broken.addr}, {refused.addr}" in out.output
+    assert re.search(
+        r"failed +package .* no space left on device for the package: /opt/lvscare-py has "
+        r"64\.0 KiB free, 1\d\d\.\d KiB needed",
+        row(out.output, full.addr),
+    )
+    assert re.search(
+        r"failed +init\.sh .* shell/init\.sh: init\.sh: \[stand-in\] told to fail",
+        row(out.output, broken.addr),
+    )
+    assert re.search(r"failed +bootstrap node .* kubeadm join", row(out.output, refused.addr))
+    log = (client.home / ".lvscare-py" / "logs" / f"{refused.ip}.log").read_text()
     assert "told to fail" in log
-    assert f"1 of 4 hosts failed: {n2.addr}" in out.output
-    for n in (n1, n3):
-        assert n.argvs()[-1][:2] == ["kubeadm", "join"]
+    done = [n for n in nodes if n not in (full, broken, refused)]
+    for n in done:
+        assert re.search(r" ok +- ", row(out.output, n.addr))
+        assert [a[:2] for a in n.argvs() if a[0] == "kubeadm"] == [["kubeadm", "join"]]
         assert n.exists("/etc/kubernetes/manifests/kube-lvscare.yaml")
-    assert not n2.exists("/etc/kubernetes/manifests/kube-lvscare.yaml")
-    n2.path(FAIL_FILE).unlink()
+    for n in (full, broken, refused):
+        assert not n.exists("/etc/kubernetes/manifests/kube-lvscare.yaml")
+    assert all(leftovers(h) == [] for h in (m0, *nodes))
+    full.in_ns(f"umount {REMOTE_DIR}")
+    broken.path(FAIL_FILE).unlink()
+    refused.path(FAIL_FILE).unlink()
     out = bootstrap(*args)
     assert out.exit_code == 0, out.output
-    assert [c["argv"][0] for c in n2.calls()].count("init.sh") == 1  # not run again
-    assert [a[:2] for a in n2.argvs() if a[0] == "kubeadm"] == [["kubeadm", "join"]] * 2
-    assert [a[:2] for a in n1.argvs() if a[0] == "kubeadm"] == [["kubeadm", "join"]]
+    joins = {n.name: sum(a[:2] == ["kubeadm", "join"] for a in n.argvs()) for n in nodes}
+    assert joins == {n.name: 2 if n is refused else 1 for n in nodes}  # only theirs again
+    inits = {n.name: sum(c["argv"] == ["init.sh"] for c in n.calls()) for n in nodes}
+    assert inits == {n.name: 1 for n in nodes}  # init.sh ran once on each, the fixed too
     assert [a[:2] for a in m0.argvs() if a[0] == "kubeadm"] == [["kubeadm", "init"]]
+    assert all(leftovers(h) == [] for h in (m0, *nodes))
 
 
 def test_failed_master0_stops_the_rest(lab: tuple[Lab, Client]) -> None:
@@ -115,6 +138,16 @@ def test_bad_input_is_one_line_and_exit_2(lab: tuple[Lab, Client]) -> None:
         ("init", "--master", "198.19.0.3", *pkg, "--pkg-sha256", "ab" * 32, *common): "has sha256",
         ("init", "--master", "198.19.0.3", "--node", "198.19.0.3", *pkg, *common): "also given",
         ("join", "--node", "198.19.0.9"): "no cluster file",
+        ("init", "--master", "198.19.0.3", *pkg, *common, "--max-clock-skew", "-1"): "to a year",
+        (
+            "init",
+            "--master",
+            "198.19.0.3",
+            *pkg,
+            *common,
+            "--max-clock-skew",
+            "nan",
+        ): "--max-clock-skew nan",
     }
     for args, expected in cases.items():
         out = bootstrap(*args)

@@ -49,7 +49,7 @@ TOKEN2 = "zyxwvu.9876543210zyxwvu"
 
 _KUBEADM = """\
 #!{python}
-import json, os, sys, time
+import json, os, stat, sys, time
 env = os.environ.get
 args = sys.argv[1:]
 kdir = env("BOOTSTRAP_KUBERNETES_DIR", "/etc/kubernetes")
@@ -57,6 +57,7 @@ entry = {{"argv": ["kubeadm", *args], "ns": time.time_ns()}}
 if "--config" in args:
     with open(args[args.index("--config") + 1]) as f:
         entry["config"] = f.read()
+        entry["config_mode"] = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
 with open(env("BOOTSTRAP_HOSTS_FILE", "/etc/hosts"), "rb") as f:
     entry["hosts"] = f.read().decode()
 with open(env("KUBEADM_LOG", {log!r}), "a") as f:
@@ -64,6 +65,8 @@ with open(env("KUBEADM_LOG", {log!r}), "a") as f:
 fail = [env("KUBEADM_FAIL", "")]
 if {fail_file!r} and os.path.exists({fail_file!r}):
     fail += open({fail_file!r}).read().split()
+if {slow_file!r} and os.path.exists({slow_file!r}):
+    time.sleep(float(open({slow_file!r}).read()))  # long enough to be seen in the process table
 if args[:1] and args[0] in fail:
     print("error execution phase preflight: [stand-in] told to fail", file=sys.stderr)
     sys.exit(1)
@@ -95,16 +98,18 @@ elif args[:1] == ["reset"]:
 """
 
 
-def kubeadm_stand_in(*, log: str = "", fail_file: str = "") -> str:
+def kubeadm_stand_in(*, log: str = "", fail_file: str = "", slow_file: str = "") -> str:
     """The recording `kubeadm` of the host suite (on PATH) and of the SSH suite (in the
-    package). Each call's argv, --config file and hosts file go as one JSON line to
-    $KUBEADM_LOG or `log`; it fails the subcommand named in $KUBEADM_FAIL or listed in
-    `fail_file`; paths follow $BOOTSTRAP_KUBERNETES_DIR and $BOOTSTRAP_HOSTS_FILE as
-    bootstrap's do, else the real ones."""
+    package). Each call's argv, --config file (and its mode) and hosts file go as one JSON
+    line to $KUBEADM_LOG or `log`; it fails the subcommand named in $KUBEADM_FAIL or listed
+    in `fail_file`; it takes as many seconds as `slow_file` says, if there; paths follow
+    $BOOTSTRAP_KUBERNETES_DIR and $BOOTSTRAP_HOSTS_FILE as bootstrap's do, else the real
+    ones."""
     return _KUBEADM.format(
         python=sys.executable,
         log=log,
         fail_file=fail_file,
+        slow_file=slow_file,
         init_output=INIT_OUTPUT,
         token2=TOKEN2,
         ca_hash=CA_HASH,

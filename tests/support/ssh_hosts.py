@@ -6,7 +6,14 @@ a tmpfs) over /etc, /usr, /var, /root, /opt, /home, /srv, /work and /tmp, and a 
 Whatever remote commands write or delete (/etc/hosts, /etc/kubernetes, /usr/local/bin,
 /var/lib/lvscare-py, /opt/lvscare-py, ...) lands in that tmpfs and is gone with the
 namespace; this machine's files are never touched. Tests read a host's files through
-/proc/PID/root, which sees that namespace's mounts.
+/proc/PID/root, which sees that namespace's mounts. SFTP is Debian's sftp-server, which logs
+every file it opens with the mode it creates it with (`Host.sftp_opens`).
+
+Faults a test can cause on a host: `cut()` (its SSH connections die, as when the network
+drops them), `reboot()` (every process killed, sshd started again on the same disk, /run
+fresh), `limit_rate()` (a slow link), and at start a skewed clock (`clock=`, libfaketime
+preloaded into every session, the offset read from /etc/faketimerc, so removing that file
+sets the clock right for every process started after).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shlex
 import signal
 import socket
@@ -30,6 +38,17 @@ PREFIX = "lvpy-ssh-"
 OVERLAID = ("/etc", "/usr", "/var", "/root", "/opt", "/home", "/srv", "/work", "/tmp")
 CALLS_LOG = "/var/log/lvpy-calls.jsonl"
 FAIL_FILE = "/etc/lvpy-fail"  # "join" in it: the stand-in kubeadm fails `kubeadm join`
+SLOW_FILE = "/etc/lvpy-slow"  # seconds in it: each stand-in kubeadm call takes that long
+# Debian's sftp-server, logging every open with the mode it passes to open(2) (internal-sftp
+# logs nowhere a test can read).
+SFTP_LOG = "/run/lvpy-sftp.log"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+_SFTP_OPEN = re.compile(r'open "(.*)" flags (\S+) mode 0([0-7]+)$')
+SLOW_INIT_FILE = "/etc/lvpy-slow-init"  # seconds in it: the test package's init.sh sleeps first
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's `faketime`
+FAKETIME_RC = "/etc/faketimerc"  # libfaketime's offset (e.g. "+1h") when $FAKETIME is unset
+# Inside a host, the overlays' upper layers (under up/): every file its processes wrote.
+UPPER_VIEW = "/mnt"
 SSHD = "/usr/sbin/sshd"
 HOST_KEY = "/run/lvpy-host-key"  # inside the host's own /run, so rekey() can replace it
 
@@ -77,6 +96,7 @@ class Host:
     ip: str
     port: int
     dir: Path
+    veth: str = ""  # the bridge's end of the host's link
     proc: subprocess.Popen[bytes] | None = None
     host_key_pub: str = ""
 
@@ -120,11 +140,107 @@ class Host:
     def argvs(self) -> list[list[str]]:
         return [c["argv"] for c in self.calls() if c["argv"][1:2] != ["version"]]
 
+    def sftp_opens(self) -> list[tuple[str, str, int]]:
+        """Every file opened over SFTP on this host: path, flags, the mode given to open(2)."""
+        found = []
+        for line in self.read(SFTP_LOG).splitlines():
+            match = _SFTP_OPEN.search(line)
+            if match:
+                found.append((match[1], match[2], int(match[3], 8)))
+        return found
+
+    def written(self) -> list[str]:
+        """Every file the host's processes wrote or replaced, as paths on the host."""
+        up = self.path(UPPER_VIEW) / "up"
+        found = []
+        for dirpath, _dirs, files in os.walk(up):
+            found += ["/" + str(Path(dirpath, f).relative_to(up)) for f in files]
+        return sorted(found)
+
     def in_ns(self, script: str) -> str:
         """Run a shell script inside this host's namespaces (as its sshd sees the world)."""
         assert self.proc is not None
         pid = str(self.proc.pid)
         return sh("nsenter", "-t", pid, "-m", "-u", "-n", "sh", "-c", script)
+
+    def pids(self) -> list[int]:
+        """Every process of this host (all that live in its network namespace)."""
+        return [int(p) for p in sh("ip", "netns", "pids", self.ns, check=False).split()]
+
+    def processes(self) -> list[list[str]]:
+        """The command lines of this host's processes."""
+        found = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+                found.append([a.decode(errors="replace") for a in argv])
+        return found
+
+    def _kill(self, spare: int | None = None) -> None:
+        """SIGKILL every process of the host but `spare`, until none is left (they fork)."""
+        for _ in range(50):
+            pids = [p for p in self.pids() if p != spare]
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name}: processes left after SIGKILL: {self.pids()}")
+
+    def cut(self) -> None:
+        """Kill every SSH session (sshd's per-connection processes and what they run), not
+        the listener: the client's connections end as when the network drops them."""
+        assert self.proc is not None
+        self._kill(spare=self.proc.pid)
+
+    def reboot(self) -> None:
+        """As a power cut and a boot: every process killed, then sshd started again in the
+        same mount namespace (the disk survives), with a fresh /run and hostname."""
+        assert self.proc is not None
+        keep = self.dir / "mnt.ns"  # holds the mount namespace while no process does
+        keep.touch()
+        sh("mount", "--bind", f"/proc/{self.proc.pid}/ns/mnt", str(keep))
+        try:
+            self._kill()
+            self.proc.wait()
+            # Not through `ip netns exec`: a mount namespace held by a file cannot be
+            # entered from the new one it makes.
+            net = f"--net=/run/netns/{self.ns}"
+            start = ["nsenter", net, f"--mount={keep}", "unshare", "-u", "sh", "-c"]
+            self.proc = self.lab.start(self, start, "\n".join(["set -e", *self.boot_script()]))
+            _wait_port(self.ip, self.port, self.proc, self.dir / "sshd.err")
+        finally:
+            sh("umount", str(keep), check=False)
+
+    def boot_script(self) -> list[str]:
+        """What a boot does before sshd: a fresh /run (its host key, the SFTP log), the
+        hostname; then sshd in the foreground."""
+        return [
+            "mount -t tmpfs -o mode=755 lvpy-run /run",
+            "mkdir -p /run/sshd",
+            f"install -m 666 /dev/null {SFTP_LOG}",  # any user's sftp-server logs here
+            f"install -m 600 {self.dir}/host_key {HOST_KEY}",
+            f"hostname {self.name}",
+        ]
+
+    def limit_rate(self, mbit: float) -> None:
+        """Traffic to the host at most `mbit` Mbit/s (a token bucket on the bridge's end)."""
+        sh(
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            self.veth,
+            "root",
+            "tbf",
+            "rate",
+            f"{mbit}mbit",
+            "burst",
+            "16kb",
+            "latency",
+            "1s",
+        )
 
     def rekey(self) -> None:
         """A new host key (as after a reinstall): SIGHUP makes sshd re-exec and reload it."""
@@ -189,20 +305,42 @@ class Lab:
         sh("ip", "-n", ns, "route", "add", "default", "via", self.gateway)
         return ns, ip
 
-    def host(self, name: str, port: int = 22, setup: str = "") -> Host:
-        """Start one SSH host; `setup` is shell run inside it before sshd starts."""
+    def host(self, name: str, port: int = 22, setup: str = "", clock: str = "") -> Host:
+        """Start one SSH host; `setup` is shell run inside it before sshd starts; `clock`
+        (e.g. "+1h") sets its clock off by that much for every command run there."""
+        host = self.boot(name, port, setup, clock)
+        assert host.proc is not None
+        _wait_port(host.ip, port, host.proc, host.dir / "sshd.err")
+        return host
+
+    def many(self, names: list[str], setup: str = "") -> list[Host]:
+        """Several hosts started at once (a big lab in the time of one host)."""
+        hosts = [self.boot(name, 22, setup, "") for name in names]
+        for host in hosts:
+            assert host.proc is not None
+            _wait_port(host.ip, host.port, host.proc, host.dir / "sshd.err")
+        return hosts
+
+    def boot(self, name: str, port: int, setup: str, clock: str) -> Host:
+        """A new host's namespaces, disk and sshd, started; not waited for."""
         index = len(self.namespaces) + 1
         ns, ip = self.netns(index)
         hdir = self.root / f"host-{index}-{name}"
         hdir.mkdir(parents=True)
-        host = Host(self, name, ns, ip, port, hdir)
+        host = Host(self, name, ns, ip, port, hdir, veth=f"lvpyv{self.tag}{index}")
         host.host_key_pub = keygen(hdir / "host_key")
+        if clock and not os.path.exists(FAKETIME_LIB):
+            raise RuntimeError(
+                f"{FAKETIME_LIB} is missing: install Debian's faketime (scripts/setup)"
+            )
+        skew = f"SetEnv LD_PRELOAD={FAKETIME_LIB}\n" if clock else ""
         (hdir / "sshd_config").write_text(
             f"Port {port}\nListenAddress {ip}\nHostKey {HOST_KEY}\nPidFile none\n"
             "PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
-            "UsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n"
+            "UsePAM no\nStrictModes no\n"
+            f"Subsystem sftp {SFTP_SERVER} -e -l INFO 2>>{SFTP_LOG}\n"
             "AuthorizedKeysFile .ssh/authorized_keys\nMaxStartups 200\nMaxSessions 100\n"
-            "LogLevel ERROR\n"
+            f"LogLevel ERROR\n{skew}"
         )
         (hdir / "authorized_keys").write_text(self.client_pub + "\n")
         scratch = hdir / "scratch"
@@ -221,46 +359,36 @@ class Lab:
                 "set -e",
                 f"mount -t tmpfs -o size=2g lvpy {scratch}",
                 f"cp {hdir}/sshd_config {hdir}/host_key {scratch}/",
+                f"mount --bind {scratch} {UPPER_VIEW}",  # the /tmp overlay hides scratch
                 *[o for o in overlays if not o.endswith(" /tmp")],
                 *[o for o in overlays if o.endswith(" /tmp")],
-                "mount -t tmpfs -o mode=755 lvpy-run /run",
-                "mkdir -p /run/sshd",
-                f"install -m 600 {hdir}/host_key {HOST_KEY}",
-                f"hostname {name}",
+                *host.boot_script(),
                 f"printf '127.0.0.1\\tlocalhost\\n{ip}\\t{name}\\n' > /etc/hosts",
                 f"echo {shlex.quote('root:' + self.root_password)} | chpasswd",
+                # Not this machine's dotfiles: a pyenv .bashrc would run (and lock) in every
+                # remote command, and a lock left by a killed one stalls the next for a minute.
+                "rm -f /root/.bashrc /root/.profile /root/.bash_profile",
                 "mkdir -p /root/.ssh && chmod 700 /root/.ssh",
                 f"cp {hdir}/authorized_keys /root/.ssh/authorized_keys",
-                f"rm -f {CALLS_LOG} /usr/local/bin/kubeadm /usr/local/bin/kubectl "
+                f"rm -f {CALLS_LOG} {FAKETIME_RC} /usr/local/bin/kubeadm /usr/local/bin/kubectl "
                 "/usr/local/bin/bootstrap",
+                f"echo {shlex.quote(clock)} > {FAKETIME_RC}" if clock else "",
                 setup,
-                f"exec {SSHD} -D -e -f {hdir}/sshd_config",
             ]
         )
-        err = hdir / "sshd.err"
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "unshare",
-                "-m",
-                "-u",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                script,
-            ],
+        argv = ["ip", "netns", "exec", ns, "unshare", "-m", "-u", "--propagation", "private"]
+        host.proc = self.start(host, [*argv, "sh", "-c"], script)
+        self.hosts.append(host)
+        return host
+
+    def start(self, host: Host, argv: list[str], script: str) -> subprocess.Popen[bytes]:
+        """`argv script`, the script ending in sshd in the foreground."""
+        return subprocess.Popen(
+            [*argv, f"{script}\nexec {SSHD} -D -e -f {host.dir}/sshd_config"],
             stdout=subprocess.DEVNULL,
-            stderr=open(err, "wb"),  # noqa: SIM115 - kept open for the life of sshd
+            stderr=open(host.dir / "sshd.err", "ab"),  # kept open for the life of sshd
             start_new_session=True,
         )
-        host.proc = proc
-        self.hosts.append(host)
-        _wait_port(ip, port, proc, err)
-        return host
 
     def empty_host(self) -> str:
         """A namespace with an address and nothing listening: connections are refused."""

@@ -1,21 +1,25 @@
 """An offline package in the seed documents' layout, with recording stand-ins in bin/.
 
-kube/bin/kubeadm (the host suite's stand-in, failing what FAIL_FILE lists) and kube/bin/kubectl
+kube/bin/kubeadm (the host suite's stand-in, failing what FAIL_FILE lists, as slow as
+SLOW_FILE says) and kube/bin/kubectl
 record their argv (and the --config file, and the host's /etc/hosts) to the host's CALLS_LOG;
 kube/bin/bootstrap is lvscare-py's real single-host command from this checkout, with only the
 IPVS calls recorded instead of made (this kernel has no IPVS; the kernel lab proves those).
-shell/init.sh installs bin/ into /usr/local/bin, as the seed packages do.
+shell/init.sh installs bin/ into /usr/local/bin, as the seed packages do; on a host whose
+SLOW_INIT_FILE holds seconds it sleeps that long first, and where FAIL_FILE lists `init.sh`
+it fails.
 """
 
 from __future__ import annotations
 
 import io
+import random
 import sys
 import tarfile
 from pathlib import Path
 
 from tests.support.kubeadm import kubeadm_stand_in
-from tests.support.ssh_hosts import CALLS_LOG, FAIL_FILE
+from tests.support.ssh_hosts import CALLS_LOG, FAIL_FILE, SLOW_FILE, SLOW_INIT_FILE
 
 RECORD = f"""\
 import json, os, sys, time
@@ -25,7 +29,7 @@ def record(argv, **extra):
         f.write(json.dumps(entry) + "\\n")
 """
 
-KUBEADM = kubeadm_stand_in(log=CALLS_LOG, fail_file=FAIL_FILE)
+KUBEADM = kubeadm_stand_in(log=CALLS_LOG, fail_file=FAIL_FILE, slow_file=SLOW_FILE)
 
 KUBECTL = f"""\
 #!{sys.executable}
@@ -50,6 +54,11 @@ INIT_SH = f"""\
 #!/bin/sh
 set -e
 cd "$(dirname "$0")/.."
+if [ -f {SLOW_INIT_FILE} ]; then sleep "$(cat {SLOW_INIT_FILE})"; fi
+if grep -qx init.sh {FAIL_FILE} 2>/dev/null; then
+    echo "init.sh: [stand-in] told to fail" >&2
+    exit 1
+fi
 mkdir -p /usr/local/bin
 for f in bin/*; do install -m 0755 "$f" /usr/local/bin/; done
 echo '{{"argv": ["init.sh"]}}' >> {CALLS_LOG}
@@ -61,8 +70,9 @@ echo '{{"argv": ["clean.sh"]}}' >> {CALLS_LOG}
 """
 
 
-def build(path: Path, padding: int = 1024, top: str = "kube") -> Path:
-    """The package as kube.tar.gz; `padding` random-ish bytes in images/ to give it size."""
+def build(path: Path, padding: int = 1024, top: str = "kube", noise: int = 0) -> Path:
+    """The package as kube.tar.gz; `padding` random-ish bytes in images/ to give it size,
+    `noise` bytes that do not compress (the package is then at least that big)."""
     files = {
         "bin/kubeadm": (KUBEADM, 0o755),
         "bin/kubectl": (KUBECTL, 0o755),
@@ -81,4 +91,9 @@ def build(path: Path, padding: int = 1024, top: str = "kube") -> Path:
         info = tarfile.TarInfo(f"{top}/images/images.tar")
         info.size = len(blob)
         tar.addfile(info, io.BytesIO(blob))
+        if noise:
+            data = random.Random(noise).randbytes(noise)
+            info = tarfile.TarInfo(f"{top}/images/noise.tar")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return path
