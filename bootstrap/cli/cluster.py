@@ -195,9 +195,9 @@ def init_command(
     version = str(parse_version(version_text))
     vip_ip = parse_ip(vip, "--vip")
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
-    pkg = package.open_package(pkg_url, expected)
     template = _template(template_path)
     settings = _settings(user or "root", **ssh)
+    pkg = package.open_package(pkg_url, expected)  # last: it reads the whole package
     cfile = ClusterFile()
     cluster = Cluster(
         masters=master_list,
@@ -248,11 +248,11 @@ def join_command(
         ):
             raise BadInput(f"{addr}: already in the cluster ({cfile.path})")
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
-    pkg = package.open_package(pkg_url or cluster.pkg_url, expected)
-    if pkg.sha256 is None and cluster.pkg_sha256:
-        pkg = package.Package(pkg.source, None, cluster.pkg_sha256)
     template = _template(cluster.kubeadm_config)
     settings = _cluster_settings(cluster, user, pk, **ssh)
+    pkg = package.open_package(pkg_url or cluster.pkg_url, expected)  # reads it whole
+    if pkg.sha256 is None and cluster.pkg_sha256:
+        pkg = package.Package(pkg.source, None, cluster.pkg_sha256)
     _orchestrate(
         "join",
         cluster,

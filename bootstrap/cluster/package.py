@@ -13,6 +13,8 @@ import hashlib
 import os
 import re
 import shlex
+import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -61,6 +63,34 @@ class Package:
         return self.path is None
 
 
+def check_contents(path: Path, flag_value: str) -> None:
+    """Read the whole archive once before any host sees it: a truncated or corrupt package
+    (gzip's CRC, tar's headers), one without shell/init.sh, or one with a member that would
+    land outside its tree is one line here, not a failed unpack on every host."""
+    bad = f"--pkg-url {flag_value!r}: not a usable package"
+    init_sh = False
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if member.name.startswith("/") or ".." in parts:
+                    raise BadInput(f"{bad}: member {member.name!r} lies outside the package")
+                if member.isfile() and parts[-2:] == ["shell", "init.sh"] and len(parts) <= 3:
+                    init_sh = True
+                if member.isfile():
+                    f = tar.extractfile(member)
+                    while f is not None and f.read(1 << 20):
+                        pass
+            # To the end of the gzip stream, past tar's last block: gzip checks its CRC and
+            # length there, and a download cut short loses exactly that part.
+            while tar.fileobj is not None and tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise BadInput(f"{bad} ({type(e).__name__}: {e or 'truncated'})") from None
+    if not init_sh:
+        raise BadInput(f"{bad}: no shell/init.sh (layout: bin/ conf/ images/ shell/)")
+
+
 def open_package(source: str, expected: str | None) -> Package:
     try:
         url = urlparse(source)
@@ -86,6 +116,7 @@ def open_package(source: str, expected: str | None) -> Package:
         raise BadInput(f"--pkg-url {source!r}: cannot read it ({e.strerror or e})") from None
     if expected and expected != digest:
         raise BadInput(f"--pkg-sha256 {expected}: {path} has sha256 {digest}")
+    check_contents(path, source)
     return Package(source, path, digest, path.stat().st_size)
 
 

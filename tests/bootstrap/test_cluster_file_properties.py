@@ -4,8 +4,10 @@ with exit code 2 before any host is touched."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from bootstrap.cluster import package
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile, HostRecord
 from bootstrap.cluster.ssh import Target
 from bootstrap.errors import BadInput
+from tests.support import ssh_package
 
 WHERE = Path("/home/u/.lvscare-py/cluster.json")
 
@@ -132,6 +135,57 @@ def test_any_package_source_opens_or_is_refused_by_name(source: str) -> None:
         assert str(e).startswith("--pkg-url ") and "\n" not in str(e)
         return
     assert pkg.is_url or (pkg.path is not None and pkg.path.is_file())
+
+
+@pytest.fixture(scope="module")
+def good_package(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return ssh_package.build(tmp_path_factory.mktemp("pkg") / "kube.tar.gz").read_bytes()
+
+
+def test_a_whole_package_opens(good_package: bytes, tmp_path: Path) -> None:
+    (tmp_path / "kube.tar.gz").write_bytes(good_package)
+    assert package.open_package(str(tmp_path / "kube.tar.gz"), None).size == len(good_package)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.floats(0, 1, exclude_max=True), flips=st.lists(st.integers(0, 10**9), max_size=3))
+@example(cut=0.5, flips=[])  # half a package, as a broken download leaves it
+def test_a_truncated_or_damaged_package_is_refused_before_any_host_sees_it(
+    good_package: bytes, tmp_path: Path, cut: float, flips: list[int]
+) -> None:
+    data = bytearray(good_package)
+    for at in flips:  # a flipped byte anywhere
+        data[at % len(data)] ^= 0xFF
+    if not flips:
+        data = data[: int(len(data) * cut)]
+    path = tmp_path / "kube.tar.gz"
+    path.write_bytes(bytes(data))
+    try:
+        package.open_package(str(path), None)
+    except BadInput as e:
+        assert str(e).startswith("--pkg-url ") and "\n" not in str(e)
+        return
+    assert flips  # a shorter file is never taken for the package
+
+
+def test_a_package_with_a_member_outside_its_tree_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name in ("kube/shell/init.sh", "kube/../../etc/cron.d/x"):
+            info = tarfile.TarInfo(name)
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BadInput, match="lies outside the package"):
+        package.open_package(str(path), None)
+
+
+def test_a_package_without_init_sh_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("kube/bin/kubeadm"), io.BytesIO(b""))
+    with pytest.raises(BadInput, match=r"no shell/init\.sh"):
+        package.open_package(str(path), None)
 
 
 @settings(max_examples=100, deadline=None)
