@@ -4,15 +4,17 @@ itself, or BadInput naming the flag; and the commands say so in one line, exit c
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bootstrap import inputs
+from bootstrap import inputs, join
 from bootstrap.cli import cli
 from bootstrap.errors import BadInput
 from bootstrap.host import pki
@@ -151,3 +153,42 @@ def test_hosts_file_that_is_a_directory_is_one_line(tmp_path: Path, kubeadm: obj
     assert result.stderr.strip().splitlines()[-1] == (
         f"bootstrap: {tmp_path}: cannot read the hosts file (Is a directory)"
     )
+
+
+# ---------------------------------------------------------------- --join-config files
+
+_JOIN_FIELDS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=20), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.builds(
+            lambda token, hashes, key: yaml.safe_dump(
+                {
+                    "kind": "JoinConfiguration",
+                    "discovery": {"bootstrapToken": {"token": token, "caCertHashes": hashes}},
+                    "controlPlane": {"certificateKey": key},
+                }
+            ),
+            _JOIN_FIELDS,
+            _JOIN_FIELDS,
+            _JOIN_FIELDS,
+        ),
+    )
+)
+@example("kind: JoinConfiguration\ndiscovery: [1, 2]\n")
+@example("{{{{")
+def test_any_join_config_gives_a_join_or_one_line_that_never_shows_the_token(text: str) -> None:
+    try:
+        found = join.read_document(text, "join.yaml")
+    except BadInput as e:
+        assert str(e).startswith("join.yaml: ") and "\n" not in str(e)
+        assert not re.search(join.TOKEN, str(e))  # named by its field, never by its value
+        return
+    assert re.fullmatch(join.TOKEN, found.token) and re.fullmatch(join.CA_HASH, found.ca_cert_hash)
