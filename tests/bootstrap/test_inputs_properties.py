@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +19,7 @@ from bootstrap.cli import cli
 from bootstrap.errors import BadInput
 from bootstrap.host import pki
 from lvscare.address import HostPort
+from tests.support.cli_result import one_line_or_success
 from tests.support.host_tree import ODD_HOSTS, Tree
 
 _PIECES = st.sampled_from(
@@ -98,18 +99,6 @@ def test_cert_sans_take_ips_names_and_wildcards_in_canonical_form() -> None:
 # ---------------------------------------------------------------- the commands
 
 
-def _one_line_or_success(result: Result) -> None:
-    """Exit 0, or 2 with the last line of stderr naming the problem; never a traceback."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code in (0, 2), (result.exit_code, result.output)
-    if result.exit_code == 2:
-        last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith(("bootstrap: ", "Error: ")), result.stderr
-
-
 _ARG = st.one_of(
     _TEXT.filter(lambda v: "\x00" not in v and len(v) < 200),  # argv cannot hold NUL
     st.sampled_from(["192.168.0.2", "10.96.0.0/12", "v1.30.4", "-1", "nan", "--dry-run"]),
@@ -134,14 +123,14 @@ def test_master0_dry_run_with_any_flag_value_plans_or_says_one_line(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pki, "new_key", lambda: _KEY)  # the inputs are tested here, not the PKI
         result = CliRunner().invoke(cli, argv)
-    _one_line_or_success(result)
+    one_line_or_success(result, "bootstrap")
     assert tree.hosts.read_bytes() == ODD_HOSTS  # a dry run, whatever it was given
 
 
 @settings(max_examples=60, deadline=None)
 @given(_ARG)
 def test_config_with_any_version_prints_the_template_or_says_one_line(value: str) -> None:
-    _one_line_or_success(CliRunner().invoke(cli, ["config", "--version", value]))
+    one_line_or_success(CliRunner().invoke(cli, ["config", "--version", value]), "bootstrap")
 
 
 def test_hosts_file_that_is_a_directory_is_one_line(tmp_path: Path, kubeadm: object) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +20,7 @@ from lvscare.config import (
     parse_status_codes,
 )
 from lvscare.errors import BadInput
+from tests.support.cli_result import one_line_or_success
 
 _DURATION_PIECES = st.sampled_from(
     ["1", "0", ".", "5", "e", "-", "+", "_", "ns", "us", "µs", "ms", "s", "m", "h", "\u0665", "²",
@@ -159,18 +160,6 @@ def test_any_flags_give_a_config_or_one_bad_input(flags: dict[str, Any]) -> None
 # ---------------------------------------------------------------- the command line
 
 
-def _one_line_or_success(result: Result, prog: str) -> None:
-    """Exit 0, or exit 2 with the last line of stderr saying what is wrong; no traceback."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code in (0, 2), (result.exit_code, result.output)
-    if result.exit_code == 2:
-        last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith((f"{prog}: ", "Error: ")), result.stderr
-
-
 _FLAGS = [
     "--vs", "--rs", "--scheduler", "--interval", "--health-path", "--health-schem",
     "--health-req-method", "--health-req-headers", "--health-req-body", "--health-status",
@@ -198,7 +187,7 @@ def test_care_with_any_flag_values_starts_or_says_one_line(flags: list[tuple[str
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(lvscare.daemon, "run", _no_daemon)
         result = CliRunner().invoke(lvscare_cli.cli, argv)
-    _one_line_or_success(result, "lvscare")
+    one_line_or_success(result, "lvscare")
 
 
 @settings(max_examples=150, deadline=None)
@@ -219,7 +208,7 @@ def test_manifest_with_any_flag_values_prints_yaml_or_says_one_line(
     for flag, value in flags:
         argv += [flag, value]
     result = CliRunner().invoke(lvscare_cli.cli, argv)
-    _one_line_or_success(result, "lvscare")
+    one_line_or_success(result, "lvscare")
     if result.exit_code == 0:
         import yaml
 
