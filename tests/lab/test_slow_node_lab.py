@@ -8,11 +8,11 @@ one master is killed. Behaviour only; the figures are printed, never asserted.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import pytest
 
+from tests.support.background import Background
 from tests.support.lab_lvscare import CareFn, Client, all_up, dests, drained, metric
 from tests.support.labnet import Lab, LabProcess
 from tests.support.wait import wait_until
@@ -22,53 +22,38 @@ pytestmark = pytest.mark.kernel
 STOPPED, RUNNING = 2.0, 1.0  # seconds of each burst: off the CPU, then on it
 
 
-class Starver:
-    """SIGSTOP / SIGCONT bursts on one process from a thread, until left."""
+class Starver(Background):
+    """SIGSTOP / SIGCONT bursts on one process, until left (and then SIGCONT)."""
 
     def __init__(self, process: LabProcess) -> None:
+        super().__init__()
         self.process = process
         self.bursts = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             self.process.signal(signal.SIGSTOP)
             self.bursts += 1
-            self._stop.wait(STOPPED)
+            self.stopping.wait(STOPPED)
             self.process.signal(signal.SIGCONT)
-            self._stop.wait(RUNNING)
-
-    def __enter__(self) -> Starver:
-        self._thread.start()
-        return self
+            self.stopping.wait(RUNNING)
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        super().__exit__(*exc)
         self.process.signal(signal.SIGCONT)
 
 
-class TablePoller:
-    """The kernel table every 200 ms from a thread: (time, {ip: weight})."""
+class TablePoller(Background):
+    """The kernel table every 200 ms: (time, {ip: weight})."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.samples: list[tuple[float, dict[str, int]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             self.samples.append((time.monotonic(), dests()))
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> TablePoller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+            self.stopping.wait(0.2)
 
 
 def test_a_starved_lvscare_never_readmits_a_killed_master_nor_removes_a_healthy_one(

@@ -12,13 +12,13 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 from collections import Counter
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.background import Background
 from tests.support.http_get import get as http_get
 from tests.support.lab_lvscare import BLOCKING, PORT, VIP, CareFn, dests
 from tests.support.labnet import Lab, Master, ipvs_clear, sh
@@ -65,16 +65,15 @@ def rs(master: Master) -> str:
     return master.addr()
 
 
-class Poller:
-    """Asks all four paths every 200 ms from its own thread and keeps every answer."""
+class Poller(Background):
+    """Asks all four paths every 200 ms and keeps every answer."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.answers: list[tuple[str, int | str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             for path in PATHS:
                 try:
                     status, body = get(path, timeout=3)
@@ -86,14 +85,6 @@ class Poller:
                 except Exception as e:  # a failed request is the finding, keep going
                     self.answers.append((path, f"{type(e).__name__}: {e}"))
             time.sleep(0.2)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def test_all_four_paths_answer_while_masters_die_and_come_back(lab: Lab, care: CareFn) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.background import Background
 from tests.support.http_get import get as http_get
 from tests.support.labnet import ConnectFailed, connect_via, ipvs_table
 
@@ -94,26 +94,17 @@ def metric(name: str, **labels: str) -> float:
     raise AssertionError(f"no sample {name} {labels}")
 
 
-class Client:
+class Client(Background):
     """Fresh TLS connections through the VIP, one after another, each with its start time."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.attempts: list[tuple[float, str]] = []  # (start, master name | "failed: why")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             start = time.monotonic()
             try:
                 self.attempts.append((start, connect_via(VIP, PORT, timeout=3)))
             except (ConnectFailed, OSError) as e:
                 self.attempts.append((start, f"failed: {e}"))
-
-    def __enter__(self) -> Client:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
