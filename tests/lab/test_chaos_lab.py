@@ -270,6 +270,29 @@ def unexplained_failures(chaos: Chaos, traffic: Traffic, table: Table) -> list[s
     return out
 
 
+# Kernel counters that tell where a SYN was lost, when a connect timed out unexplained.
+DROP_COUNTERS = (
+    "TcpExtListenOverflows",
+    "TcpExtListenDrops",
+    "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPTimeouts",
+    "TcpRetransSegs",
+    "IpExtInNoRoutes",
+)
+
+
+def drop_counters(netns: str | None) -> dict[str, int]:
+    """Absolute values of DROP_COUNTERS in a namespace (None: the node's own)."""
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    out = sh(*prefix, "nstat", "-asz", *DROP_COUNTERS, check=False).stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in DROP_COUNTERS:
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def rss_growth_kib(chaos: Chaos, warmup: float = 60.0) -> dict[int, int]:
     """Per lvscare process, its last RSS sample less its first one after `warmup` seconds."""
     first: dict[int, float] = {}
@@ -289,6 +312,8 @@ def test_chaos_keeps_every_invariant(lab: Lab, care: CareFn) -> None:
     daemon = care(*FLAGS)
     assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     chaos = Chaos(lab, care, rng, daemon)
+    spaces: dict[str, str | None] = {"node": None} | {m.name: m.netns for m in lab.masters}
+    counters_before = {name: drop_counters(ns) for name, ns in spaces.items()}
     t0 = time.monotonic()
     with Table() as table, Traffic() as traffic:
         while time.monotonic() - t0 < SECONDS:
@@ -327,6 +352,10 @@ def test_chaos_keeps_every_invariant(lab: Lab, care: CareFn) -> None:
     )
     for line in failures:
         print(f"unexplained failed connect: {line}")
+    for name, ns in spaces.items():
+        after = drop_counters(ns)
+        moved = {k: v - counters_before[name].get(k, 0) for k, v in after.items()}
+        print(f"kernel counters over the run, {name}: {moved}")
     assert chaos.stuck == []
     assert failures == []
     assert tracebacks == []
