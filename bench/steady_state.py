@@ -136,14 +136,16 @@ def run_host(warmup: float, seconds: float) -> None:
     from tests.support.wait import wait_until
 
     with tempfile.TemporaryDirectory() as tmp:
-        ca = trustme.CA()
+        rsa = trustme.KeyType.RSA  # RSA-2048, as kubeadm issues them (the lab's are too)
+        ca = trustme.CA(key_type=rsa)
         servers: list[subprocess.Popen[bytes]] = []
         daemon: subprocess.Popen[bytes] | None = None
         log = Path(tmp) / "lvscare.log"
         try:
             for i, ip in enumerate(HOST_MASTERS):
                 cert = Path(tmp) / f"m{i}.pem"
-                ca.issue_cert(ip).private_key_and_cert_chain_pem.write_to_path(str(cert))
+                leaf = ca.issue_cert(ip, key_type=rsa)
+                leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
                 (Path(tmp) / f"m{i}.mode").write_text("ok\n")
                 servers.append(subprocess.Popen(
                     [sys.executable, "-S", str(FAKE_APISERVER), "--name", f"m{i}",

@@ -22,6 +22,9 @@ from lvscare.config import ProbeSettings
 from lvscare.probe.lag import LagMeter
 
 BODY_EXCERPT = 200
+# How long an idle probe connection is kept: longer than any usual --interval, and short
+# enough that we close it between probes before a server's own idle limit does.
+KEEPALIVE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,15 @@ class HTTPProber:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # force_close: every probe opens its own connection, so a dead path is seen at once
-            connector = aiohttp.TCPConnector(ssl=self._ssl, force_close=True, limit=0)
+            # Kept alive, as Go's client keeps kubelet's: a round costs a request, not a TLS
+            # handshake (the bulk of a probe's CPU, and what a busy node cannot spare). A
+            # connection the master closed while idle is dropped by the pool before use; one
+            # it closes as the request goes out is retried once on a fresh connection by
+            # aiohttp (GET and HEAD); one that hangs is cancelled by the timeout and closed,
+            # never reused.
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl, limit=0, keepalive_timeout=KEEPALIVE_SECONDS
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": "lvscare-py"},

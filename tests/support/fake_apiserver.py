@@ -11,12 +11,16 @@ Endpoints (HTTPS, HTTP/1.1 with keep-alive like the real apiserver):
 - ``/healthz``, ``/readyz``, ``/livez`` (and sub-paths): what the mode file says, re-read on
   every request: ``ok`` -> 200 ``ok``; ``fail`` -> 500 with a kube-style body;
   ``hang`` -> the TLS handshake completes and the request is read, but no answer ever comes;
-  ``tls`` -> no TLS at all on any path: plain text where the ServerHello belongs.
+  ``tls`` -> no TLS at all on any path: plain text where the ServerHello belongs;
+  ``close-kept`` and ``hang-kept`` -> a connection's first request is answered 200, every
+  later one on the same kept-alive connection is closed without an answer, or never
+  answered (an idle close racing a client's request; a kept connection that went bad).
 - ``/whoami``: always 200 with the master's name, so a test learns where the VIP sent it.
 - ``/hold?seconds=N``: 200, the name and a newline, then one ``.`` every 100 ms for N seconds
   (default 600): a long-lived connection whose liveness a test can watch.
 
-Each request is logged to stdout as one line: ``<unix time> <peer> <method> <target> <status>``.
+Each request is logged to stdout as one line: ``<unix time> <peer> <method> <target> <status>``,
+where peer is ``ip:port/n``, n counting the requests on that connection.
 The ready file is written (atomically, with our pid) once every listener is bound.
 """
 
@@ -38,6 +42,7 @@ HOLD_TICK = 0.1
 HOLD_DEFAULT = 600.0
 HOLD_MAX = 3600.0
 IDLE_TIMEOUT = 600.0  # a kept-alive or hanging connection is dropped after this long
+MODES = ("ok", "fail", "hang", "tls", "close-kept", "hang-kept")
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 
 _log_lock = threading.Lock()
@@ -63,12 +68,13 @@ class Server:
                 mode = f.read().strip()
         except OSError:
             return "ok"
-        return mode if mode in ("ok", "fail", "hang", "tls") else "fail"
+        return mode if mode in MODES else "fail"
 
     def serve(self, listener: socket.socket) -> None:
         while True:
             conn, peer = listener.accept()
-            threading.Thread(target=self.handle, args=(conn, peer[0]), daemon=True).start()
+            name = f"{peer[0]}:{peer[1]}"
+            threading.Thread(target=self.handle, args=(conn, name), daemon=True).start()
 
     def handle(self, raw: socket.socket, peer: str) -> None:
         if self.mode() == "tls":
@@ -83,11 +89,11 @@ class Server:
         try:
             conn.settimeout(IDLE_TIMEOUT)
             buf = b""
-            while True:
+            for n in range(1, sys.maxsize):
                 head, buf = read_head(conn, buf)
                 if head is None:
                     return
-                keep_alive = self.respond(conn, peer, head)
+                keep_alive = self.respond(conn, f"{peer}/{n}", head, n)
                 if not keep_alive:
                     return
         except (OSError, ssl.SSLError, ValueError):
@@ -96,8 +102,8 @@ class Server:
             with contextlib.suppress(OSError):
                 conn.close()
 
-    def respond(self, conn: ssl.SSLSocket, peer: str, head: bytes) -> bool:
-        """Answer one request; False when the connection must be closed afterwards."""
+    def respond(self, conn: ssl.SSLSocket, peer: str, head: bytes, n: int = 1) -> bool:
+        """Answer the n-th request of a connection; False when it must be closed afterwards."""
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split()
         if len(parts) != 3:
@@ -124,7 +130,10 @@ class Server:
             return False
         elif path in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
             mode = self.mode()
-            if mode == "hang":
+            if mode == "close-kept" and n > 1:
+                log(f"{time.time():.3f} {peer} {method} {target} closed")
+                return False
+            if mode == "hang" or (mode == "hang-kept" and n > 1):
                 log(f"{time.time():.3f} {peer} {method} {target} hang")
                 hang(conn)
                 return False

@@ -53,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 HERE = Path(__file__).resolve().parent
 FAKE_APISERVER = HERE / "fake_apiserver.py"
@@ -69,7 +69,7 @@ API_PORT = 6443
 # VIPs that go into every master certificate, so a client may check the name it dialled.
 CERT_VIPS = ("10.103.97.2", "fd00::2", "apiserver.cluster.local")
 
-Mode = Literal["ok", "fail", "hang", "tls"]
+Mode = Literal["ok", "fail", "hang", "tls", "close-kept", "hang-kept"]
 
 VM_MARKER_ENV = "LVSCARE_LAB_VM"
 SIGTERM = signal.SIGTERM  # LabProcess.signal() shadows the module inside the class
@@ -681,8 +681,10 @@ class Master:
 
     def set_mode(self, mode: Mode) -> None:
         """ok: 200; fail: 500 with a body; hang: never answer (health endpoints only); tls: no
-        TLS on any path (every connection gets plain text where the ServerHello belongs)."""
-        if mode not in ("ok", "fail", "hang", "tls"):
+        TLS on any path (every connection gets plain text where the ServerHello belongs);
+        close-kept, hang-kept: a kept-alive connection's later requests are closed without an
+        answer, or never answered (its first request is answered 200)."""
+        if mode not in get_args(Mode):
             raise ValueError(mode)
         tmp = self.mode_file.with_suffix(".tmp")
         tmp.write_text(mode + "\n")
@@ -831,10 +833,13 @@ class Lab:
         try:
             import trustme
 
-            ca = trustme.CA(organization_name="lvscare kernel lab")
+            # RSA-2048, as kubeadm issues the cluster CA and the apiserver's serving certificate
+            rsa = trustme.KeyType.RSA
+            ca = trustme.CA(organization_name="lvscare kernel lab", key_type=rsa)
             ca.cert_pem.write_to_path(str(self.ca_file))
             for m in self.masters:
-                cert = ca.issue_cert(m.ip, m.ip6, m.name, f"{m.name}.lab", *CERT_VIPS)
+                names = (m.ip, m.ip6, m.name, f"{m.name}.lab", *CERT_VIPS)
+                cert = ca.issue_cert(*names, key_type=rsa)
                 cert.private_key_and_cert_chain_pem.write_to_path(str(m.cert_file))
         except BaseException as exc:
             errors.append(exc)
