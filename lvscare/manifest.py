@@ -24,8 +24,12 @@ from lvscare.errors import BadInput
 DEFAULT_IMAGE = f"lvscare-py:{__version__}"  # what the README's docker build tags
 DEFAULT_NAME = "kube-lvscare"
 NAMESPACE = "kube-system"
-# Measured: about 45 MiB resident and under 1% of a core at --interval 1 (BENCHMARKS.md).
-REQUESTS = {"cpu": "20m", "memory": "64Mi"}
+# A CPU request is the pod's share when the node's CPUs are contended: kubelet turns it into
+# the cgroup's cpu.weight, 1 for 20m against 39 for a pod asking one core, which queued
+# lvscare's reaction to a crash behind everybody. 100m (weight 4) is about twenty times its
+# measured mean (0.47 % of a core at --interval 1, kept-alive probes), so a burst (a drain, a
+# reconcile) has its share at once. Memory: about 55 MiB resident (BENCHMARKS.md).
+REQUESTS = {"cpu": "100m", "memory": "64Mi"}
 
 HEADER = """\
 # Static pod for /etc/kubernetes/manifests (kubelet runs it on this node, no apiserver
