@@ -24,13 +24,26 @@ Everything raw is kept in --out (default .lab/bench-failover/, the one directory
 write): the poller's and the client's JSON lines, each daemon's log, marks.json (what was
 done when). `python -m bench.failover --report DIR` prints the tables again from those files,
 on any machine.
+
+--busy (issue 16): the same faults on a busy node, both daemons alike, in one boot. After the
+lab is built and before the first daemon starts, one busy loop per CPU (`sh` spinning at
+normal priority) keeps the CPUs about fully used until the end, steady state included (its
+row is then the busy node's). bench/tls_load.py sends kubelet-like TLS traffic through the
+VIP during each daemon's turn (4 kept-alive connections with a `GET /healthz` every 0.5 s,
+2 new connections a second; the masters serve RSA-2048 certificates, as kubeadm issues
+them), steady state included. During lvscare's turn bench/loop_lag.py times lvscare's
+`GET /healthz` every 0.5 s (it waits for a no-op on the care loop): the care loop's lag, in
+the steady state and in the fault windows. Extra files: busy.json, tls.jsonl, lag.jsonl;
+default --out .lab/bench-failover-busy/.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import math
 import os
 import signal
 import statistics
@@ -63,6 +76,11 @@ TITLES = {
     "recover": "master recovering",
     "flush": "ipvsadm -C",
 }
+BUSY_LOOP = ["sh", "-c", "while :; do :; done"]  # no fork per turn: `:` is dash's builtin
+# bench/tls_load.py's settings: kept-alive connections, seconds between their requests, new
+# connections a second
+TLS_LOAD = {"conns": 4, "period": 0.5, "fresh": 2.0}
+LAG_PERIOD = 0.5  # seconds between bench/loop_lag.py's requests
 # How long a daemon gets to drain (or repair) before the run counts as "never".
 DRAIN_TIMEOUT = {"kill": 10.0, "blackhole": 15.0, "hang": 15.0, "fail": 15.0, "flush": 10.0}
 
@@ -240,6 +258,96 @@ class Helper:
         self.proc.stop(timeout=10)
 
 
+def node_cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat (busy: not idle/iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+# What a process is, from its command line: the label its CPU time is summed under.
+LABELS = (
+    ("while :; do :; done", "busy loops"),
+    ("fake_apiserver.py", "masters"),
+    ("tls_load.py", "TLS load"),
+    ("loop_lag.py", "lag probe"),
+    ("vip_client.py", "client"),
+    ("ipvs_poll.py", "poller"),
+    ("bench.failover", "this script"),
+    ("-m lvscare", "lvscare"),
+    ("keepalived", "keepalived"),
+)
+
+
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """pid -> (label, CPU seconds so far) of every process; kernel threads as one label."""
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        label = next((name for key, name in LABELS if key in cmdline), None)
+        if label is None:
+            label = "kernel threads" if not cmdline else f"other ({comm})"
+        found[int(entry.name)] = (label, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return found
+
+
+def cpu_by_label(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], wall: float
+) -> dict[str, float]:
+    """% of one core each label used between two process_cpu() snapshots, largest first
+    (a process that started in between counts from 0; one that ended is lost)."""
+    used: dict[str, float] = {}
+    for pid, (label, cpu) in after.items():
+        was = before.get(pid)
+        base = was[1] if was is not None and was[0] == label else 0.0
+        used[label] = used.get(label, 0.0) + cpu - base
+    pct = {k: round(100 * v / max(wall, 1e-9), 1) for k, v in used.items()}
+    return dict(sorted(((k, v) for k, v in pct.items() if v >= 0.05), key=lambda kv: -kv[1]))
+
+
+class BusyLoops:
+    """One plain busy process per CPU at normal priority: a node whose CPUs its pods use up."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.started = 0.0
+        self.cpu_s = 0.0  # CPU time they got, summed (set by stop())
+        self.wall = 0.0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        for _ in range(self.count):
+            self.procs.append(
+                subprocess.Popen(
+                    BUSY_LOOP,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a ^C at the terminal goes to us, not to them
+                )
+            )
+
+    def stop(self) -> None:
+        for p in self.procs:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                self.cpu_s += cpu_seconds(p.pid)
+            p.kill()
+        for p in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=10)
+        if self.procs:
+            self.wall = time.monotonic() - self.started
+        self.procs.clear()
+
+
 class Daemon(Protocol):
     name: str
 
@@ -414,6 +522,16 @@ class Bench:
         self.steady: list[Steady] = []
         self.windows: list[tuple[str, float, float]] = []  # (daemon, start, end) of its turn
         self.checks: list[str] = []
+        # --busy only: the TLS load helper, the busy loops, the steady windows (wall time) and
+        # the share of the node's CPUs in use during them
+        self.load: Helper | None = None
+        self.busy: BusyLoops | None = None
+        self.steady_windows: dict[str, tuple[float, float]] = {}
+        self.node_busy: dict[str, float] = {}
+        # label -> % of one core, over the steady state and over the daemon's whole turn
+        self.steady_cpu: dict[str, dict[str, float]] = {}
+        self.turn_cpu: dict[str, dict[str, float]] = {}
+        self.early_ends: list[str] = []  # turns that ended early, and why
 
     def wait_complete(self, timeout: float, since: float | None = None) -> float:
         when = self.table.wait(complete(self.all_keys), since or time.time(), timeout)
@@ -527,12 +645,19 @@ class Bench:
         pids = children(daemon.pid())
         result = Steady(daemon.name, self.settings.steady, pids)
         t0, c0 = time.monotonic(), sum(cpu_seconds(p) for p in pids)
+        wall0, node0 = time.time(), node_cpu_ticks()
+        procs0 = process_cpu() if self.busy is not None else {}
         while time.monotonic() - t0 < self.settings.steady:
             result.rss_kib.append(sum(rss_kib(p) for p in pids))
             time.sleep(1.0)
         wall = time.monotonic() - t0
         result.cpu_s = sum(cpu_seconds(p) for p in pids) - c0
         result.seconds = wall
+        node1 = node_cpu_ticks()
+        if self.busy is not None:
+            self.steady_cpu[daemon.name] = cpu_by_label(procs0, process_cpu(), wall)
+        self.steady_windows[daemon.name] = (wall0, time.time())
+        self.node_busy[daemon.name] = (node1[0] - node0[0]) / max(1, node1[1] - node0[1])
         for h in helpers:
             h.resume()
         log(
@@ -545,22 +670,32 @@ class Bench:
     def run_daemon(self, daemon: Daemon, client: Helper, poller: Helper) -> None:
         log(f"{daemon.name}: starting")
         begin = time.time()
+        cpu0 = process_cpu() if self.busy is not None else {}
         daemon.start()
-        up = self.wait_complete(180, begin)
-        log(f"{daemon.name}: table complete {up - begin:.1f} s after start")
-        self.crosscheck()
-        client.resume()
-        runs = self.settings.runs
-        for scenario in FAULTS:
-            for i in range(runs[scenario]):
-                self.fault_run(daemon, scenario, i + 1)
-        self.measure_steady(daemon, [client, poller])
-        for i in range(runs["flush"]):
-            self.flush_run(daemon, i + 1)
-        self.settle(daemon)
-        client.pause()
-        time.sleep(2.5)
-        self.windows.append((daemon.name, begin, time.time()))
+        try:
+            up = self.wait_complete(180, begin)
+            log(f"{daemon.name}: table complete {up - begin:.1f} s after start")
+            self.crosscheck()
+            client.resume()
+            if self.load is not None:
+                self.load.resume()
+            runs = self.settings.runs
+            for scenario in FAULTS:
+                for i in range(runs[scenario]):
+                    self.fault_run(daemon, scenario, i + 1)
+            self.measure_steady(daemon, [client, poller])
+            for i in range(runs["flush"]):
+                self.flush_run(daemon, i + 1)
+            self.settle(daemon)
+        finally:  # also when a turn ends early (--busy goes on with the next daemon)
+            client.pause()
+            if self.load is not None:
+                self.load.pause()
+            poller.resume()  # in case the steady state was cut short
+            time.sleep(2.5)
+            self.windows.append((daemon.name, begin, time.time()))
+            if self.busy is not None:
+                self.turn_cpu[daemon.name] = cpu_by_label(cpu0, process_cpu(), time.time() - begin)
         daemon.stop()
 
     def save(self) -> None:
@@ -574,6 +709,21 @@ class Bench:
             "checks": self.checks,
         }
         (self.out / "marks.json").write_text(json.dumps(doc, indent=1) + "\n")
+        if self.busy is not None:
+            busy = {
+                "busy_loops": self.busy.count,
+                "cpus": os.cpu_count(),
+                "busy_loop_cpu_s": self.busy.cpu_s,
+                "busy_loop_wall": self.busy.wall,
+                "steady_windows": self.steady_windows,
+                "node_busy": self.node_busy,
+                "steady_cpu": self.steady_cpu,
+                "turn_cpu": self.turn_cpu,
+                "early_ends": self.early_ends,
+                "tls_load": TLS_LOAD,
+                "lag_period": LAG_PERIOD,
+            }
+            (self.out / "busy.json").write_text(json.dumps(busy, indent=1) + "\n")
 
 
 # -- analysis (host-safe: files only) -----------------------------------------------------------
@@ -602,6 +752,52 @@ def load_attempts(path: Path) -> list[Attempt]:
             )
     attempts.sort(key=lambda a: a.t0)
     return attempts
+
+
+def load_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A helper's JSON lines; a torn last line (killed mid-write) is left out."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records
+
+
+def percentiles(xs: Sequence[float]) -> tuple[float, float, float] | None:
+    """p50, p99 (nearest rank) and max; None without samples."""
+    if not xs:
+        return None
+    vals = sorted(xs)
+
+    def rank(p: float) -> float:
+        return vals[max(0, min(len(vals) - 1, math.ceil(len(vals) * p / 100) - 1))]
+
+    return rank(50), rank(99), vals[-1]
+
+
+def lag_cell(samples: Sequence[dict[str, Any]]) -> str:
+    """p50 / p99 / max of the requests' times: "12 / 80 / 95 ms"."""
+    p = percentiles([r["lat"] for r in samples])
+    if p is None:
+        return "-"
+    return " / ".join(f"{x * 1000:.0f}" for x in p) + " ms"
+
+
+def outcomes(records: Sequence[dict[str, Any]]) -> str:
+    """How many of each outcome, most first: "timeout 3, 500 1"."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[str(r["out"])] = counts.get(str(r["out"]), 0) + 1
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def readmitted(
+    changes: Sequence[tuple[float, Table]], victim: str, start: float, end: float
+) -> bool:
+    """A table sample strictly inside (start, end) with the victim at a weight above 0."""
+    return any(start < t < end and tb is not None and tb.get(victim, 0) > 0 for t, tb in changes)
 
 
 def iso_wall(ts: str) -> float:
@@ -645,6 +841,125 @@ class Report:
         self.victim_key = self.doc["victim"]["key"]
         self.attempts = load_attempts(out / "client.jsonl")
         self.table = TableLog.load(out / "table.jsonl")
+        # --busy runs only (busy.json): None for an idle run's directory
+        busy = out / "busy.json"
+        self.busy: dict[str, Any] | None = json.loads(busy.read_text()) if busy.exists() else None
+        self.lag = load_jsonl(out / "lag.jsonl") if self.busy else []
+        self.tls = load_jsonl(out / "tls.jsonl") if self.busy else []
+
+    def fault_windows(self, daemon: str) -> list[tuple[float, float]]:
+        """Where the daemon's faults were: [fault, window end) of every run and [restore,
+        back + a while) of each recovery."""
+        spans = [(m.fault, m.window_end) for m in self.marks if m.daemon == daemon]
+        spans += [
+            (m.restore, m.back_window_end)
+            for m in self.marks
+            if m.daemon == daemon and m.restore is not None and m.back_window_end is not None
+        ]
+        return spans
+
+    def lag_rows(self) -> list[tuple[str, str, str, str]]:
+        """The care loop's lag (lvscare only: keepalived has no such endpoint)."""
+        assert self.busy is not None
+        steady = self.busy["steady_windows"].get("lvscare")
+        spans = {
+            "steady state": [tuple(steady)] if steady else [],
+            "fault runs": self.fault_windows("lvscare"),
+        }
+        rows = []
+        for label, windows in spans.items():
+            samples = [r for r in self.lag if any(a <= r["t"] < b for a, b in windows)]
+            title = f"    care loop lag, {label}: p50 / p99 / max"
+            rows.append((title, lag_cell(samples), "-", ""))
+        return rows
+
+    def lag_lines(self) -> list[str]:
+        assert self.busy is not None
+        steady = self.busy["steady_windows"].get("lvscare")
+        # the whole turn from the endpoint's first answer (before it, lvscare is starting)
+        first = next((r["t"] for r in self.lag if isinstance(r["out"], int)), None)
+        turn = [(max(a, first), b) for d, a, b in self.doc["windows"] if d == "lvscare" and first]
+        spans = {
+            "steady state": [tuple(steady)] if steady else [],
+            "fault runs": self.fault_windows("lvscare"),
+            "whole turn, once up": turn,
+        }
+        period = self.busy.get("lag_period", LAG_PERIOD)
+        lines = [
+            f"lvscare's care loop lag (GET /healthz on its endpoint every {period:g} s: a no-op "
+            "on the care loop; p50 / p99 / max):"
+        ]
+        for label, windows in spans.items():
+            samples = [r for r in self.lag if any(a <= r["t"] < b for a, b in windows)]
+            bad = [r for r in samples if r["out"] != 200]
+            lines.append(
+                f"  {label + ':':<22}{lag_cell(samples)} ({len(samples)} requests, "
+                f"{len(bad)} not answered 200{': ' + outcomes(bad) if bad else ''})"
+            )
+        return lines
+
+    def tls_line(self) -> str:
+        """The TLS load's own counts, per daemon turn; failures outside the fault windows."""
+        assert self.busy is not None
+        load = self.busy.get("tls_load", TLS_LOAD)
+        parts = []
+        for daemon, begin, end in self.doc["windows"]:
+            mine = [r for r in self.tls if begin <= r["t0"] < end]
+            keep = [r for r in mine if r["kind"] == "keep"]
+            fresh = [r for r in mine if r["kind"] == "fresh"]
+            faults = self.fault_windows(daemon)
+            quiet = [r for r in mine if not any(a <= r["t0"] < b for a, b in faults)]
+            failed = [r for r in mine if r["out"] != "ok"]
+            parts.append(
+                f"{daemon}'s turn {len(keep)} kept-alive requests "
+                f"({sum(r['out'] != 'ok' for r in keep)} failed, "
+                f"{sum(bool(r.get('new')) for r in keep)} connections opened), "
+                f"{len(fresh)} new connections ({sum(r['out'] != 'ok' for r in fresh)} failed), "
+                f"{sum(r['out'] != 'ok' for r in quiet)} failed outside the fault windows"
+                f"{' [' + outcomes(failed) + ']' if failed else ''}"
+            )
+        return (
+            f"TLS load through the VIP ({load['conns']} kept-alive connections, a GET /healthz "
+            f"each every {load['period']:g} s, {load['fresh']:g} new connections/s): "
+            + ("; ".join(parts) or "no turns")
+        )
+
+    def cpu_lines(self) -> list[str]:
+        """Who used the CPUs, by kind of process, and the turns that ended early."""
+        assert self.busy is not None
+        cpus = self.busy.get("cpus") or 1
+        lines = [f"Who used the CPUs (% of one core; the node has {100 * cpus:g}):"]
+        for what, key in (("steady state", "steady_cpu"), ("whole turn", "turn_cpu")):
+            for daemon, used in self.busy.get(key, {}).items():
+                total = sum(used.values())
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in used.items())
+                lines.append(f"  {daemon}'s {what}: {total:.0f} in all: {parts}")
+        for end in self.busy.get("early_ends", []):
+            lines.append(f"Turn ended early: {end}")
+        return lines
+
+    def busy_title(self) -> list[str]:
+        assert self.busy is not None
+        nb = self.busy.get("node_busy", {})
+        cpus = ", ".join(f"{100 * nb[d]:.1f} % in {d}'s" for d in DAEMONS if d in nb)
+        got = ""
+        if self.busy.get("busy_loop_wall"):
+            share = self.busy["busy_loop_cpu_s"] / self.busy["busy_loop_wall"]
+            got = f"; the loops got {share:.2f} CPUs on average"
+        return [
+            "Fail-over on a busy node: lvscare beside keepalived, same faults (issue 16)",
+            f"busy node: {self.busy['busy_loops']} busy loops on {self.busy['cpus']} CPUs "
+            f"(normal priority){got}; all CPUs busy "
+            f"{cpus or '?'} steady state; masters with RSA-2048 certificates; TLS load "
+            "through the VIP",
+        ]
+
+    def readmitted(self, m: Mark) -> bool:
+        """The victim back in the table (weight > 0) after its drain and before it could
+        serve again."""
+        if m.drained is None:
+            return False
+        return readmitted(self.table.changes, self.victim_key, m.drained, m.restore or m.window_end)
 
     def runs(self, daemon: str, scenario: str) -> list[RunResult]:
         results = []
@@ -828,6 +1143,8 @@ def render(report: Report, markdown: bool) -> str:
         rows.append(
             ("    CPU (% of one core)", _num(lv, "{:.2f}"), _num(ka, "{:.2f}"), ratio(lv, ka))
         )
+    if report.busy is not None:
+        rows += report.lag_rows()
     head = ("", "lvscare", "keepalived", "lvscare/keepalived")
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"]
@@ -916,20 +1233,82 @@ def targets(report: Report) -> list[str]:
     return lines
 
 
+def busy_targets(report: Report) -> list[str]:
+    """Issue 16's targets for the busy node, checked on this run's numbers."""
+    kill = report.runs("lvscare", "kill")
+    kill_ka = report.runs("keepalived", "kill")
+    lines = []
+
+    def check(ok: bool | None, text: str) -> None:
+        lines.append(f"{'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
+
+    med = median([r.latency for r in kill]) if kill else None
+    med_ka = median([r.latency for r in kill_ka]) if kill_ka else None
+    check(
+        None if not kill else med is not None and med <= 0.1,
+        f"killed master drained <= 100 ms median: {fmt_s(med)}",
+    )
+    check(
+        None if med is None or med_ka is None else med <= 0.1 * med_ka,
+        f"killed master <= 0.1 x keepalived: {ratio(med, med_ka)} x",
+    )
+    most = max((r.failed for r in kill), default=None)
+    check(
+        None if most is None else most <= 2,
+        f"<= 2 failed connects per kill: most in one run {most}, "
+        f"median {median([r.failed for r in kill]) if kill else None}",
+    )
+    bh = report.runs("lvscare", "blackhole")
+    worst = max((r.latency or 1e9 for r in bh), default=None)
+    check(
+        None if not bh else worst is not None and worst <= 1.5,
+        f"blackholed master drained <= 1.5 s: slowest run {fmt_s(worst)}",
+    )
+    kills = [m for m in report.marks if m.daemon == "lvscare" and m.scenario == "kill"]
+    back = sum(report.readmitted(m) for m in kills)
+    others = [m for m in report.marks if m.daemon == "lvscare" and m.scenario in FAULTS[1:]]
+    check(
+        None if not kills else back == 0 and all(m.drained is not None for m in kills),
+        f"no killed master ever re-admitted before it listened again: {back} of {len(kills)} "
+        f"runs (other faults, before their repair: {sum(report.readmitted(m) for m in others)}"
+        f" of {len(others)})",
+    )
+    runs = [r for s in FAULTS for r in report.runs("lvscare", s)]
+    late = sum(r.failed_after_victim for r in runs)
+    check(
+        None if not kill else late == 0,
+        f"0 failed connects to the drained master after the drain (every fault run): {late}"
+        f" (failures after the drain anywhere: {sum(r.failed_after for r in runs)},"
+        " listed at the end)",
+    )
+    st = {s.daemon: 100 * s.cpu_s / s.seconds for s in report.steady if s.seconds}
+    lv, ka = st.get("lvscare"), st.get("keepalived")
+    check(
+        None if lv is None or ka is None else lv <= ka,
+        f"steady-state CPU on the busy node <= keepalived's: {_num(lv, '{:.2f}')} % against "
+        f"{_num(ka, '{:.2f}')} % of one core (lvscare's includes answering the lag probe)",
+    )
+    return lines
+
+
 def print_report(out: Path) -> str:
     report = Report(out)
+    busy = report.busy is not None
     text = "\n".join(
         [
+            *([*report.busy_title(), ""] if busy else []),
             render(report, markdown=False),
             "",
             "Every run (seconds to drained / back / repaired; failed connects; of which after):",
             *every_run(report),
             "",
-            "Targets (issue 6):",
-            *("  " + t for t in targets(report)),
+            "Targets (issue 16, busy node):" if busy else "Targets (issue 6):",
+            *("  " + t for t in (busy_targets(report) if busy else targets(report))),
             "",
+            *([*report.lag_lines(), *report.cpu_lines(), ""] if busy else []),
             report.poll_quality(),
             report.client_quality(),
+            *([report.tls_line()] if busy else []),
             "",
             "Where the time went (lvscare's JSON log; keepalived's console, stamped on arrival):",
             *(f"  {report.timeline(m)}" for m in report.marks if m.scenario != "flush"),
@@ -974,29 +1353,69 @@ def run(opts: argparse.Namespace) -> None:
         [*py, str(HERE / "vip_client.py"), "--paused", "--out", str(out / "client.jsonl")],
         out / "client.log",
     )
-    lab = Lab(3).build()
+    helpers = [client, poller]
+    busy = BusyLoops(os.cpu_count() or 1) if opts.busy else None
+    if busy is not None:  # a SIGTERM (the lab's timeout) still stops the busy loops
+        signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(143))
+    try:
+        lab = Lab(3).build()
+    except BaseException:
+        for h in helpers:
+            h.stop()
+        raise
     bench = Bench(lab, out, settings, lab.master(opts.victim))
     try:
+        if busy is not None:
+            load = Helper(
+                [*py, str(HERE / "tls_load.py"), "--paused", "--ca", str(lab.ca_file),
+                 "--conns", str(TLS_LOAD["conns"]), "--period", str(TLS_LOAD["period"]),
+                 "--fresh", str(TLS_LOAD["fresh"]), "--out", str(out / "tls.jsonl")],
+                out / "tls.log",
+            )  # fmt: skip
+            helpers.insert(0, load)
+            bench.load, bench.busy = load, busy
+            busy.start()
         poller.wait_ready("poller ready")
         client.wait_ready("client ready")
+        if bench.load is not None:
+            bench.load.wait_ready("tls load ready")
         log(
             f"lab built; victim {opts.victim}; runs {settings.runs}; steady {settings.steady:.0f} s"
         )
+        if busy is not None:
+            log(f"busy node: {busy.count} busy loops running; TLS load through the VIP ready")
         makers: dict[str, Callable[[], Daemon]] = {
             "lvscare": lambda: Lvscare(lab, out),
             "keepalived": lambda: Keepalived(lab, out),
         }
         for name in opts.daemons:
             daemon = makers[name]()
+            lag = None
             try:
-                bench.run_daemon(daemon, client, poller)
+                if busy is not None and name == "lvscare":  # the care loop's lag, from outside
+                    lag = Helper(
+                        [*py, str(HERE / "loop_lag.py"), "--period", str(LAG_PERIOD),
+                         "--out", str(out / "lag.jsonl")],
+                        out / "lag.log",
+                    )  # fmt: skip
+                try:
+                    bench.run_daemon(daemon, client, poller)
+                except RuntimeError as e:  # --busy: a daemon that never settles is a result
+                    if busy is None:
+                        raise
+                    bench.early_ends.append(f"{name}: {e}")
+                    log(f"{name}: turn ended early: {e}")
             finally:
+                if lag is not None:
+                    lag.stop()
                 daemon.stop()
                 bench.save()
             lab.reset()
     finally:
-        client.stop()
-        poller.stop()
+        if busy is not None:
+            busy.stop()
+        for h in helpers:
+            h.stop()
         bench.save()
         lab.destroy()
     print()
@@ -1019,7 +1438,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="comma-separated, in order (default lvscare,keepalived)",
     )
     parser.add_argument("--victim", default="m2")
-    parser.add_argument("--out", type=Path, default=ROOT / ".lab" / "bench-failover")
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="busy node: a busy loop per CPU, TLS load through the VIP, the care loop's lag",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="raw files and report (default .lab/bench-failover, --busy: .lab/bench-failover-busy)",
+    )
     parser.add_argument(
         "--report",
         type=Path,
@@ -1033,6 +1461,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = set(opts.daemons) - set(DAEMONS)
     if unknown:
         parser.error(f"unknown daemon(s): {', '.join(sorted(unknown))}")
+    if opts.out is None:
+        opts.out = ROOT / ".lab" / ("bench-failover-busy" if opts.busy else "bench-failover")
     run(opts)
 
 
