@@ -13,6 +13,7 @@ import click
 from lvscare import __version__, logs
 from lvscare.config import (
     DEFAULT_HEALTH_ADDRESS,
+    DEFAULT_RT_PRIORITY,
     DEFAULT_VIP,
     SCHEDULERS,
     CareConfig,
@@ -138,6 +139,16 @@ def cli() -> None:
     show_default=True,
     help="Hold an idle connection to each master and probe at once when it drops.",
 )
+@click.option(
+    "--rt-priority",
+    default=DEFAULT_RT_PRIORITY,
+    show_default=True,
+    type=int,
+    metavar="0-99",
+    help="Run real-time (SCHED_RR) at this priority while serving, so a busy node's work never"
+    " delays a drain; 0: an ordinary process. Needs CAP_SYS_NICE (else a warning and ordinary);"
+    " given up for good if lvscare ever computes 0.5 s without pausing.",
+)
 @click.option("--run-once", is_flag=True, help="Create the rules without probing and exit.")
 @click.option(
     "-C",
@@ -240,7 +251,8 @@ def config_from_care_args(argv: Sequence[str]) -> CareConfig:
 @click.option(
     "--unprivileged",
     is_flag=True,
-    help="NET_ADMIN and SYS_MODULE instead of privileged; lvscare then cannot set sysctls.",
+    help="NET_ADMIN, SYS_MODULE and SYS_NICE instead of privileged; lvscare then cannot set"
+    " sysctls.",
 )
 @click.argument("care_args", nargs=-1, type=click.UNPROCESSED)
 def manifest(

@@ -20,6 +20,9 @@ SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sh", "dh")
 DEFAULT_VIP = "10.103.97.2"
 DEFAULT_INTERVAL = 5.0
 DEFAULT_WEIGHT = 1
+# Real-time round-robin at the lowest level while serving, so a busy node's workloads never
+# queue a drain (see realtime.py); 0 turns it off.
+DEFAULT_RT_PRIORITY = 1
 # Every this many rounds hostnames in --rs are looked up again.
 RESOLVE_EVERY_ROUNDS = 5
 
@@ -197,6 +200,7 @@ class CareConfig:
     debug: bool = False
     all_down: str = "keep"  # keep (fail open) | drain
     watch: bool = True  # idle connection per server for instant crash detection
+    rt_priority: int = DEFAULT_RT_PRIORITY  # SCHED_RR priority while serving; 0: ordinary
     action: Action = Action.SERVE
     # Where /healthz, /readyz, /metrics and /status listen; None: nowhere (off, or not serving).
     status_address: tuple[str, int] | None = None
@@ -236,6 +240,7 @@ def build_config(
     ip: str | None = None,
     all_down: str = "keep",
     watch: bool = True,
+    rt_priority: int = DEFAULT_RT_PRIORITY,
     run_once: bool = False,
     clean: bool = False,
     logger: str = "INFO",
@@ -303,6 +308,8 @@ def build_config(
             raise BadInput(f"{flag} {count}: must be at least 1")
     if logger.upper() not in ("INFO", "DEBG", "DEBUG"):
         raise BadInput(f"--logger {logger!r}: use INFO or DEBG")
+    if not 0 <= rt_priority <= 99:
+        raise BadInput(f"--rt-priority {rt_priority}: use 0 (off) to 99")
     if all_down not in ("keep", "drain"):
         raise BadInput(f"--all-down {all_down!r}: use keep or drain")
     if health_ca_file is not None:
@@ -341,6 +348,7 @@ def build_config(
         debug=logger.upper() != "INFO",
         all_down=all_down,
         watch=watch,
+        rt_priority=rt_priority,
         action=action,
         status_address=status_address,
         log_format=log_format,

@@ -29,6 +29,7 @@ from lvscare.kernel.setup import prepare_kernel
 from lvscare.kernel.vip import vip_host_for
 from lvscare.probe.http import HTTPProber
 from lvscare.probe.thread import ThreadedProber
+from lvscare.realtime import run_ahead
 from lvscare.telemetry.hub import Telemetry
 
 log = structlog.get_logger("lvscare.daemon")
@@ -109,6 +110,18 @@ class Daemon:
         removed += await self.vip.remove()
         log.info("cleaned", removed=removed or "nothing to remove")
 
+    def run_ahead(self) -> int | None:
+        """Every thread real-time once they all exist (start-up's imports and handshakes stay
+        ordinary); the priority it runs at, or None."""
+        priority = self.config.rt_priority
+        if not priority:
+            return None
+        why_not = run_ahead(priority)
+        if why_not is not None:
+            log.warning("running as an ordinary process, not real-time", reason=why_not)
+            return None
+        return priority
+
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT; the kernel table is left as it is so traffic keeps flowing."""
         loop = asyncio.get_running_loop()
@@ -118,6 +131,7 @@ class Daemon:
         await self.start()
         await self.telemetry.start()  # the HTTP endpoint (a busy port is logged and retried)
         freeze_startup_objects()
+        realtime = self.run_ahead()
         log.info(
             "lvscare started",
             version=__version__,
@@ -127,6 +141,7 @@ class Daemon:
             interval=self.config.interval,
             timeout=self.config.probe.timeout,
             mode=self.config.mode.value,
+            realtime_priority=realtime,
         )
         loop_task = asyncio.create_task(self.care.run(stop))
         stop_task = asyncio.create_task(stop.wait())

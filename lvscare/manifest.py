@@ -42,14 +42,15 @@ PRIVILEGED = """\
 # expire_quiescent_template (so connections to a removed master fail fast instead of
 # hanging) and, with --mode link, net.ipv4.vs.conntrack. /proc/sys is read-only in
 # unprivileged containers, and a hostNetwork pod may not set net.* sysctls through
-# securityContext.sysctls. Everything else needs only NET_ADMIN and SYS_MODULE: see
-# `lvscare manifest --unprivileged`.
+# securityContext.sysctls. Everything else needs only NET_ADMIN, SYS_MODULE and SYS_NICE:
+# see `lvscare manifest --unprivileged`.
 """
 
 UNPRIVILEGED = """\
-# Least privilege: root with two capabilities. NET_ADMIN: IPVS, links, routes, nft (all
-# netlink); SYS_MODULE: modprobe ip_vs* from the read-only /lib/modules. Kubernetes gives no
-# ambient capabilities, so they only work for uid 0. /proc/sys is read-only here: set
+# Least privilege: root with three capabilities. NET_ADMIN: IPVS, links, routes, nft (all
+# netlink); SYS_MODULE: modprobe ip_vs* from the read-only /lib/modules; SYS_NICE: real-time
+# scheduling (--rt-priority). Kubernetes gives no ambient capabilities, so they only work
+# for uid 0. /proc/sys is read-only here: set
 # net.ipv4.vs.expire_nodest_conn=1 and expire_quiescent_template=1 on the node after ip_vs
 # is loaded, or lvscare runs without them (it logs a warning at start).
 """
@@ -114,7 +115,7 @@ def pod(
             "runAsUser": 0,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_MODULE"]},
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_MODULE", "SYS_NICE"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         }
     mounts: list[dict[str, Any]] = [

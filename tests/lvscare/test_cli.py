@@ -27,6 +27,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--rs", "no-such-host.invalid:6443"], "cannot resolve 'no-such-host.invalid'"),
         ([], "--rs: at least one real server is required"),
         (["--rs", "198.18.0.11:6443", "--health-insecure-skip-verify=maybe"], "'maybe'"),
+        (["--rs", "198.18.0.11:6443", "--rt-priority", "100"], "--rt-priority 100"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args: list[str], needle: str) -> None:

@@ -72,6 +72,8 @@ def test_hostname_real_servers_are_kept_for_resolution() -> None:
         ({"mode": "tunnel"}, "--mode 'tunnel'"),
         ({"ip": "gateway"}, "--ip 'gateway'"),
         ({"rise": 0}, "--rise 0"),
+        ({"rt_priority": 100}, "--rt-priority 100: use 0 (off) to 99"),
+        ({"rt_priority": -1}, "--rt-priority -1"),
         ({"health_ca_file": "/nonexistent/ca.crt"}, "--health-ca-file '/nonexistent/ca.crt'"),
     ],
 )

@@ -123,7 +123,7 @@ def test_unprivileged_is_two_capabilities_and_no_escalation() -> None:
     sc = pod.spec.containers[0].security_context
     assert sc is not None and not sc.privileged
     assert sc.capabilities is not None
-    assert sc.capabilities.add == ["NET_ADMIN", "SYS_MODULE"]
+    assert sc.capabilities.add == ["NET_ADMIN", "SYS_MODULE", "SYS_NICE"]
     assert sc.capabilities.drop == ["ALL"]
     assert sc.allow_privilege_escalation is False and sc.run_as_user == 0
     assert "Least privilege" in text

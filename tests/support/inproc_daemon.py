@@ -78,6 +78,7 @@ def masters_config(interval: str = "0.2", health_address: str = "127.0.0.1:0") -
         rs=[f"{m}:6443" for m in MASTERS],
         interval=interval,
         watch=False,
+        rt_priority=0,  # in pytest's own process: never real-time
         health_address=health_address,
     )
 

@@ -1,14 +1,18 @@
-"""Kept-alive probe connections on a real kernel (issue 16): a round costs a request on the
-connection the last round left open, not a TLS handshake; a master that closes that
-connection is probed again on a fresh one at once, and one whose kept connection hangs is
-failed by the timeout exactly as a hung master always was.
+"""A busy node (issue 16), on a real kernel: kept-alive probe connections and real-time
+scheduling.
 
-The fake apiserver logs each request's peer as ``ip:port/n`` (n: the request's number on its
+A round costs a request on the connection the last round left open, not a TLS handshake; a
+master that closes that connection is probed again on a fresh one at once, and one whose
+kept connection hangs is failed by the timeout exactly as a hung master always was. The fake
+apiserver logs each request's peer as ``ip:port/n`` (n: the request's number on its
 connection), which tells a kept connection from a fresh one.
+
+While serving, every thread of lvscare runs SCHED_RR at priority 1 unless --rt-priority 0.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -91,3 +95,33 @@ def test_a_master_whose_kept_connection_hangs_is_failed_by_the_timeout(
             assert all(later != conn for later, _, _ in seen[i + 1 :]), seen
     m.set_mode("ok")
     assert wait_until(lambda: dests() == all_up(lab), 60), dests()
+
+
+SCHED_OTHER, SCHED_RR = os.SCHED_OTHER, os.SCHED_RR
+
+
+def thread_policies(pid: int) -> list[tuple[int, int]]:
+    """(policy without the reset-on-fork flag, priority) of every thread of `pid`."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        policy = os.sched_getscheduler(int(tid)) & ~os.SCHED_RESET_ON_FORK
+        out.append((policy, os.sched_getparam(int(tid)).sched_priority))
+    return out
+
+
+def test_the_serving_daemon_runs_every_thread_real_time_at_the_lowest_priority(
+    lab: Lab, care: CareFn
+) -> None:
+    d = care(*FLAGS)
+    assert wait_until(lambda: d.find("lvscare started"), 180), d.tail()
+    assert d.find("lvscare started")[0]["realtime_priority"] == 1
+    policies = thread_policies(d.pid)
+    assert len(policies) >= 3 and set(policies) == {(SCHED_RR, 1)}, policies
+    assert wait_until(lambda: dests() == all_up(lab), 180), dests()
+
+
+def test_rt_priority_0_keeps_lvscare_an_ordinary_process(lab: Lab, care: CareFn) -> None:
+    d = care(*FLAGS, "--rt-priority", "0")
+    assert wait_until(lambda: d.find("lvscare started"), 180), d.tail()
+    assert d.find("lvscare started")[0]["realtime_priority"] is None
+    assert set(thread_policies(d.pid)) == {(SCHED_OTHER, 0)}
