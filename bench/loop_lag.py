@@ -13,7 +13,8 @@ line per request::
     {"t": start (wall clock), "lat": seconds to the whole response, "out": 200 | 500 |
      "refused" | "timeout" | ...}
 
-SIGTERM ends it.
+SIGUSR1 pauses it (the steady state's CPU figure is lvscare's own), SIGUSR2 resumes, SIGTERM
+ends it.
 """
 
 from __future__ import annotations
@@ -61,11 +62,26 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON lines, appended")
     opts = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(0))
+    paused = False
+
+    def pause(_s: int, _f: object) -> None:
+        nonlocal paused
+        paused = True
+
+    def resume(_s: int, _f: object) -> None:
+        nonlocal paused
+        paused = False
+
+    signal.signal(signal.SIGUSR1, pause)
+    signal.signal(signal.SIGUSR2, resume)
     with open(opts.out, "a", encoding="utf-8") as out:
         print("lag probe ready", flush=True)
         next_at = time.time()
         while True:
             time.sleep(max(0.0, next_at - time.time()))
+            if paused:  # the steady state measures lvscare's CPU without our requests
+                next_at = time.time() + opts.period
+                continue
             t0 = time.time()
             begin = time.perf_counter()
             status: int | str

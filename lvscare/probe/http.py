@@ -25,6 +25,10 @@ BODY_EXCERPT = 200
 # How long an idle probe connection is kept: longer than any usual --interval, and short
 # enough that we close it between probes before a server's own idle limit does.
 KEEPALIVE_SECONDS = 30.0
+# Every this many probes of a master, one on a new connection (a full TLS handshake): a kept
+# connection keeps working when new ones fail (a certificate swapped for a broken one, the
+# port taken by something that does not speak TLS), and new ones are what clients open.
+FRESH_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -118,26 +122,31 @@ class HTTPProber:
         self._ssl: ssl.SSLContext | bool = (
             make_ssl_context(settings) if settings.scheme == "https" else False
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}  # fresh? -> session
+        self._probes: dict[str, int] = {}  # url -> probes so far
         self._lag = LagMeter()
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _client(self, fresh: bool) -> aiohttp.ClientSession:
+        if fresh not in self._sessions:
             # Kept alive, as Go's client keeps kubelet's: a round costs a request, not a TLS
             # handshake (the bulk of a probe's CPU, and what a busy node cannot spare). A
             # connection the master closed while idle is dropped by the pool before use; one
             # it closes as the request goes out is retried once on a fresh connection by
             # aiohttp (GET and HEAD); one that hangs is cancelled by the timeout and closed,
-            # never reused.
-            connector = aiohttp.TCPConnector(
-                ssl=self._ssl, limit=0, keepalive_timeout=KEEPALIVE_SECONDS
+            # never reused. The fresh session opens a connection per probe (FRESH_EVERY).
+            connector = (
+                aiohttp.TCPConnector(ssl=self._ssl, limit=0, force_close=True)
+                if fresh
+                else aiohttp.TCPConnector(
+                    ssl=self._ssl, limit=0, keepalive_timeout=KEEPALIVE_SECONDS
+                )
             )
-            self._session = aiohttp.ClientSession(
+            self._sessions[fresh] = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": "lvscare-py"},
                 skip_auto_headers=("Accept-Encoding",),
             )
-        return self._session
+        return self._sessions[fresh]
 
     async def probe(
         self, addr: IPAddress, port: int, server_name: str | None = None
@@ -145,6 +154,8 @@ class HTTPProber:
         h = self.settings
         url = f"{h.scheme}://{format_hostport(addr, port)}{h.path}"
         start = time.monotonic()
+        count = self._probes[url] = self._probes.get(url, 0) + 1
+        fresh = count % FRESH_EVERY == 0
 
         def result(
             healthy: bool, reason: str | None = None, detail: str = "", status: int | None = None
@@ -153,7 +164,7 @@ class HTTPProber:
 
         with self._lag.watching():
             try:
-                return await self._request(url, server_name, result)
+                return await self._request(url, server_name, result, fresh)
             except TimeoutError:
                 lost = self._lag.stalled_for(start)
                 if lost >= h.timeout * STALL_SHARE:
@@ -166,13 +177,13 @@ class HTTPProber:
                 return result(False, "timeout", f"no answer within {h.timeout:g}s")
 
     async def _request(
-        self, url: str, server_name: str | None, result: Callable[..., ProbeResult]
+        self, url: str, server_name: str | None, result: Callable[..., ProbeResult], fresh: bool
     ) -> ProbeResult:
         """One request bounded by the timeout (TimeoutError escapes), sorted into a result."""
         h = self.settings
         try:
             async with asyncio.timeout(h.timeout):
-                async with self._client().request(
+                async with self._client(fresh).request(
                     h.method,
                     url,
                     headers=dict(h.headers),
@@ -201,6 +212,6 @@ class HTTPProber:
         return result(False, "status", f"HTTP {resp.status}: {body}", resp.status)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

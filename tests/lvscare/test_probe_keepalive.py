@@ -161,3 +161,40 @@ async def test_the_rest_of_a_long_error_body_is_never_taken_for_the_next_answer(
     assert await probe_times(prober, m, 2) == ["status", "ok"]
     await prober.close()
     server.close()
+
+
+async def test_every_tenth_probe_opens_a_new_connection_so_a_broken_tls_for_new_clients_shows() -> (
+    None
+):
+    """The kept connection still works, but a new one meets plain text where TLS belongs (a
+    port taken over, a broken certificate): the tenth probe, on a new connection, says so."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(ctx)
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            if connections > 1:
+                await reader.read(4096)  # the ClientHello
+                writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                return
+            await writer.start_tls(ctx)
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    m = Master(lambda n: "answer", port=server.sockets[0].getsockname()[1])
+    prober = HTTPProber(ProbeSettings(timeout=2))
+    got = await probe_times(prober, m, 11, gap=0.01)
+    await prober.close()
+    server.close()
+    assert got == ["ok"] * 9 + ["tls", "ok"]
+    assert connections == 2

@@ -97,14 +97,15 @@ def metric(name: str, **labels: str) -> float:
 class Client(Background):
     """Fresh TLS connections through the VIP, one after another, each with its start time."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 3.0) -> None:
         super().__init__()
+        self.timeout = timeout
         self.attempts: list[tuple[float, str]] = []  # (start, master name | "failed: why")
 
     def _run(self) -> None:
         while not self.stopping.is_set():
             start = time.monotonic()
             try:
-                self.attempts.append((start, connect_via(VIP, PORT, timeout=3)))
+                self.attempts.append((start, connect_via(VIP, PORT, timeout=self.timeout)))
             except (ConnectFailed, OSError) as e:
                 self.attempts.append((start, f"failed: {e}"))
