@@ -27,7 +27,9 @@ BODY_EXCERPT = 200
 KEEPALIVE_SECONDS = 30.0
 # Every this many probes of a master, one on a new connection (a full TLS handshake): a kept
 # connection keeps working when new ones fail (a certificate swapped for a broken one, the
-# port taken by something that does not speak TLS), and new ones are what clients open.
+# port taken by something that does not speak TLS), and new ones are what clients open. After
+# any failure a master is probed on new connections only, until one succeeds: its kept
+# connection never vouches for it again.
 FRESH_EVERY = 10
 
 
@@ -124,6 +126,7 @@ class HTTPProber:
         )
         self._sessions: dict[bool, aiohttp.ClientSession] = {}  # fresh? -> session
         self._probes: dict[str, int] = {}  # url -> probes so far
+        self._suspect: set[str] = set()  # urls whose last probe failed
         self._lag = LagMeter()
 
     def _client(self, fresh: bool) -> aiohttp.ClientSession:
@@ -155,7 +158,18 @@ class HTTPProber:
         url = f"{h.scheme}://{format_hostport(addr, port)}{h.path}"
         start = time.monotonic()
         count = self._probes[url] = self._probes.get(url, 0) + 1
-        fresh = count % FRESH_EVERY == 0
+        fresh = url in self._suspect or count % FRESH_EVERY == 0
+        outcome = await self._probe(url, server_name, start, fresh)
+        if outcome.healthy:
+            self._suspect.discard(url)
+        else:
+            self._suspect.add(url)
+        return outcome
+
+    async def _probe(
+        self, url: str, server_name: str | None, start: float, fresh: bool
+    ) -> ProbeResult:
+        h = self.settings
 
         def result(
             healthy: bool, reason: str | None = None, detail: str = "", status: int | None = None
