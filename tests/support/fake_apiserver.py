@@ -18,6 +18,7 @@ Endpoints (HTTPS, HTTP/1.1 with keep-alive like the real apiserver):
 - ``/whoami``: always 200 with the master's name, so a test learns where the VIP sent it.
 - ``/hold?seconds=N``: 200, the name and a newline, then one ``.`` every 100 ms for N seconds
   (default 600): a long-lived connection whose liveness a test can watch.
+- ``/bulk?mb=N``: 200 and N MiB of zeros (Content-Length set; at most 1024): throughput.
 
 Each request is logged to stdout as one line: ``<unix time> <peer> <method> <target> <status>``,
 where peer is ``ip:port/n``, n counting the requests on that connection.
@@ -128,6 +129,19 @@ class Server:
             log(f"{time.time():.3f} {peer} {method} {target} 200-hold")
             self.hold(conn, parse_qs(url.query).get("seconds", [""])[0])
             return False
+        elif path == "/bulk":
+            mib = min(int(parse_qs(url.query).get("mb", ["1"])[0]), 1024)
+            close = "" if keep_alive else "Connection: close\r\n"
+            reply = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                f"X-Lab-Master: {self.name}\r\nContent-Length: {mib << 20}\r\n{close}\r\n"
+            )
+            conn.sendall(reply.encode())
+            chunk = bytes(1 << 20)
+            for _ in range(mib if method == "GET" else 0):
+                conn.sendall(chunk)
+            log(f"{time.time():.3f} {peer} {method} {target} 200")
+            return keep_alive
         elif path in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
             mode = self.mode()
             if mode == "close-kept" and n > 1:
