@@ -1210,85 +1210,76 @@ def _num(x: float | None, f: str) -> str:
     return "-" if x is None else f.format(x)
 
 
+class Checks:
+    """A target list: one PASS / FAIL / n/a line per target."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, ok: bool | None, text: str) -> None:
+        self.lines.append(f"{'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
+
+    def kill_speed(self, report: Report) -> None:
+        """Killed master drained <= 100 ms median, and <= 0.1 x keepalived."""
+        kill = report.runs("lvscare", "kill")
+        kill_ka = report.runs("keepalived", "kill")
+        med = median([r.latency for r in kill]) if kill else None
+        med_ka = median([r.latency for r in kill_ka]) if kill_ka else None
+        self(
+            None if not kill else med is not None and med <= 0.1,
+            f"killed master drained <= 100 ms median: {fmt_s(med)}",
+        )
+        self(
+            None if med is None or med_ka is None else med <= 0.1 * med_ka,
+            f"killed master <= 0.1 x keepalived: {ratio(med, med_ka)} x",
+        )
+
+    def kill_failures(self, report: Report, label: str) -> None:
+        kill = report.runs("lvscare", "kill")
+        most = max((r.failed for r in kill), default=None)
+        self(
+            None if most is None else most <= 2,
+            f"<= 2 failed connects {label}: most in one run {most}, "
+            f"median {median([r.failed for r in kill]) if kill else None}",
+        )
+
+    def slowest(self, report: Report, scenario: str, limit: float, what: str) -> None:
+        runs = report.runs("lvscare", scenario)
+        worst = max((r.latency or 1e9 for r in runs), default=None)
+        self(
+            None if not runs else worst is not None and worst <= limit,
+            f"{what} drained <= {limit:g} s: slowest run {fmt_s(worst)}",
+        )
+
+    def none_late(self, report: Report) -> None:
+        """No failed connect to the drained master after the drain, in any fault run."""
+        runs = [r for s in FAULTS for r in report.runs("lvscare", s)]
+        late = sum(r.failed_after_victim for r in runs)
+        self(
+            None if not report.runs("lvscare", "kill") else late == 0,
+            f"0 failed connects to the drained master after the drain (every fault run): {late}"
+            f" (failures after the drain anywhere: {sum(r.failed_after for r in runs)},"
+            " listed at the end)",
+        )
+
+
 def targets(report: Report) -> list[str]:
     """Issue 6's "done means", checked on this run's numbers."""
-    kill = report.runs("lvscare", "kill")
-    kill_ka = report.runs("keepalived", "kill")
-    lines = []
-
-    def check(ok: bool | None, text: str) -> None:
-        lines.append(f"{'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
-
-    med = median([r.latency for r in kill]) if kill else None
-    med_ka = median([r.latency for r in kill_ka]) if kill_ka else None
-    check(
-        None if not kill else med is not None and med <= 0.1,
-        f"killed master drained <= 100 ms median: {fmt_s(med)}",
-    )
-    check(
-        None if med is None or med_ka is None else med <= 0.1 * med_ka,
-        f"killed master <= 0.1 x keepalived: {ratio(med, med_ka)} x",
-    )
-    bh = report.runs("lvscare", "blackhole")
-    worst = max((r.latency or 1e9 for r in bh), default=None)
-    check(
-        None if not bh else worst is not None and worst <= 1.5,
-        f"blackholed master drained <= 1.5 s: slowest run {fmt_s(worst)}",
-    )
-    hang = report.runs("lvscare", "hang")
-    worst = max((r.latency or 1e9 for r in hang), default=None)
-    check(
-        None if not hang else worst is not None and worst <= 2.0,
-        f"hung master drained <= 2 s: slowest run {fmt_s(worst)}",
-    )
-    most = max((r.failed for r in kill), default=None)
-    check(
-        None if most is None else most <= 2,
-        f"<= 2 failed connects after a kill: most in one run {most}, "
-        f"median {median([r.failed for r in kill]) if kill else None}",
-    )
-    runs = [r for s in FAULTS for r in report.runs("lvscare", s)]
-    late = sum(r.failed_after_victim for r in runs)
-    check(
-        None if not kill else late == 0,
-        f"0 failed connects to the drained master after the drain (every fault run): {late}"
-        f" (failures after the drain anywhere: {sum(r.failed_after for r in runs)},"
-        " listed at the end)",
-    )
-    return lines
+    check = Checks()
+    check.kill_speed(report)
+    check.slowest(report, "blackhole", 1.5, "blackholed master")
+    check.slowest(report, "hang", 2.0, "hung master")
+    check.kill_failures(report, "after a kill")
+    check.none_late(report)
+    return check.lines
 
 
 def busy_targets(report: Report) -> list[str]:
     """Issue 16's targets for the busy node, checked on this run's numbers."""
-    kill = report.runs("lvscare", "kill")
-    kill_ka = report.runs("keepalived", "kill")
-    lines = []
-
-    def check(ok: bool | None, text: str) -> None:
-        lines.append(f"{'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
-
-    med = median([r.latency for r in kill]) if kill else None
-    med_ka = median([r.latency for r in kill_ka]) if kill_ka else None
-    check(
-        None if not kill else med is not None and med <= 0.1,
-        f"killed master drained <= 100 ms median: {fmt_s(med)}",
-    )
-    check(
-        None if med is None or med_ka is None else med <= 0.1 * med_ka,
-        f"killed master <= 0.1 x keepalived: {ratio(med, med_ka)} x",
-    )
-    most = max((r.failed for r in kill), default=None)
-    check(
-        None if most is None else most <= 2,
-        f"<= 2 failed connects per kill: most in one run {most}, "
-        f"median {median([r.failed for r in kill]) if kill else None}",
-    )
-    bh = report.runs("lvscare", "blackhole")
-    worst = max((r.latency or 1e9 for r in bh), default=None)
-    check(
-        None if not bh else worst is not None and worst <= 1.5,
-        f"blackholed master drained <= 1.5 s: slowest run {fmt_s(worst)}",
-    )
+    check = Checks()
+    check.kill_speed(report)
+    check.kill_failures(report, "per kill")
+    check.slowest(report, "blackhole", 1.5, "blackholed master")
     kills = [m for m in report.marks if m.daemon == "lvscare" and m.scenario == "kill"]
     back = sum(report.readmitted(m) for m in kills)
     others = [m for m in report.marks if m.daemon == "lvscare" and m.scenario in FAULTS[1:]]
@@ -1298,14 +1289,7 @@ def busy_targets(report: Report) -> list[str]:
         f"runs (other faults, before their repair: {sum(report.readmitted(m) for m in others)}"
         f" of {len(others)})",
     )
-    runs = [r for s in FAULTS for r in report.runs("lvscare", s)]
-    late = sum(r.failed_after_victim for r in runs)
-    check(
-        None if not kill else late == 0,
-        f"0 failed connects to the drained master after the drain (every fault run): {late}"
-        f" (failures after the drain anywhere: {sum(r.failed_after for r in runs)},"
-        " listed at the end)",
-    )
+    check.none_late(report)
     st = {s.daemon: 100 * s.cpu_s / s.seconds for s in report.steady if s.seconds}
     lv, ka = st.get("lvscare"), st.get("keepalived")
     probed = bool(report.lag_samples(report.lag_windows()["steady state"]))
@@ -1315,7 +1299,7 @@ def busy_targets(report: Report) -> list[str]:
         f"{_num(ka, '{:.2f}')} % of one core"
         + (" (lvscare's includes answering the lag probe)" if probed else ""),
     )
-    return lines
+    return check.lines
 
 
 def print_report(out: Path) -> str:

@@ -53,8 +53,9 @@ def give_up(signum: int | None = None, frame: FrameType | None = None) -> None:
 
 
 def run_ahead(priority: int) -> str | None:
-    """Every thread of lvscare (and the ones they start) real-time at `priority`; None when
-    done, else why not (lvscare then runs as an ordinary process, which still works)."""
+    """Every thread lvscare has now real-time at `priority` (threads and processes started
+    later are ordinary); None when done, else why not (lvscare then runs as an ordinary
+    process, which still works)."""
     if not 1 <= priority <= MAX_PRIORITY:
         raise ValueError(f"real-time priority {priority}: use 1 to {MAX_PRIORITY}")
     soft = int(RUN_LIMIT * 1_000_000)
