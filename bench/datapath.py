@@ -66,6 +66,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.progress import START, fresh_dir, log
+
 if TYPE_CHECKING:
     from tests.support.labnet import Lab, LabProcess
 
@@ -85,12 +87,6 @@ KINDS = ("connect", "kept", "fresh", "bulk")
 LATENCY_KINDS = ("connect", "kept", "fresh")
 TARGET = 1.05  # issue 14: through the VIP <= 1.05 x direct at p50 and p99
 MAX_TLS = "1.2"  # see the docstring
-
-START = time.monotonic()
-
-
-def log(text: str) -> None:
-    print(f"[{time.monotonic() - START:7.1f}s] {text}", flush=True)
 
 
 # -- haproxy, as the kubeadm HA guide configures it ----------------------------------------------
@@ -698,10 +694,7 @@ def run(opts: argparse.Namespace) -> None:
     from tests.support.labnet import Lab
 
     out: Path = opts.out
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        if old.is_file():
-            old.unlink()
+    fresh_dir(out)
     quick = opts.quick
     settings = Settings(
         connects=200 if quick else opts.connects,

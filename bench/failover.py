@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from bench.progress import fresh_dir, log
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -85,14 +87,6 @@ LAG_PERIOD = 0.5  # seconds between bench/loop_lag.py's requests
 DRAIN_TIMEOUT = {"kill": 10.0, "blackhole": 15.0, "hang": 15.0, "fail": 15.0, "flush": 10.0}
 
 Table = dict[str, int] | None
-
-
-def log(text: str) -> None:
-    """Progress on stdout, with the time since start: the VM run is long and silent otherwise."""
-    print(f"[{time.monotonic() - START:7.1f}s] {text}", flush=True)
-
-
-START = time.monotonic()
 
 
 # -- the kernel table, as the poller saw it ----------------------------------------------------
@@ -1341,10 +1335,7 @@ def run(opts: argparse.Namespace) -> None:
     from tests.support.labnet import Lab
 
     out: Path = opts.out
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        if old.is_file():
-            old.unlink()
+    fresh_dir(out)
     n = 1 if opts.quick else opts.runs
     settings = Settings(
         runs={

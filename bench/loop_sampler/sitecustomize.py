@@ -10,7 +10,7 @@ wait, with the most frequent stacks of that stretch:
 In the lab, around the fail-over benchmark (from the checkout; files `.lab/busy.PID`):
 
     ./scripts/lab env PYTHONPATH="$PWD/bench/loop_sampler" LVSCARE_LOOP_SAMPLES="$PWD/.lab/busy" \
-        python bench/failover.py --daemons lvscare --runs 1 --steady 30 --out .lab/sampled
+        python -m bench.failover --daemons lvscare --runs 1 --steady 30 --out .lab/sampled
 
 The side thread needs the GIL to look, so it sees the main thread only where that releases
 the GIL or at a switch interval: stretch lengths are rough (and the sampling costs CPU of
