@@ -24,7 +24,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -34,8 +33,6 @@ from typing import Any
 VIP, PORT = "10.103.97.2", 6443
 HEALTH = "127.0.0.1:10271"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-HOST_MASTERS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
-HOST_PORT = 16443
 
 
 def calibrate() -> float:
@@ -126,84 +123,34 @@ def run_lab(warmup: float, seconds: float) -> None:
 
 
 def run_host(warmup: float, seconds: float) -> None:
-    import json
-
-    import trustme
-
-    # Imported here, not at the top: the measured daemon runs this module too (--host-daemon).
-    from tests.support.lab_lvscare import care_argv
-    from tests.support.labnet import FAKE_APISERVER
+    from bench.host_lab import MASTERS, care_argv, events, fake_masters
     from tests.support.wait import wait_until
 
-    with tempfile.TemporaryDirectory() as tmp:
-        rsa = trustme.KeyType.RSA  # RSA-2048, as kubeadm issues them (the lab's are too)
-        ca = trustme.CA(key_type=rsa)
-        servers: list[subprocess.Popen[bytes]] = []
-        daemon: subprocess.Popen[bytes] | None = None
+    with tempfile.TemporaryDirectory() as tmp, fake_masters(Path(tmp)) as rs_flags:
         log = Path(tmp) / "lvscare.log"
+        argv = care_argv(rs_flags, "--interval", "1", "--health-address", HEALTH)
+        with open(log, "wb") as err:
+            daemon = subprocess.Popen(argv, stderr=err, stdout=subprocess.DEVNULL)
         try:
-            for i, ip in enumerate(HOST_MASTERS):
-                cert = Path(tmp) / f"m{i}.pem"
-                leaf = ca.issue_cert(ip, key_type=rsa)
-                leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
-                (Path(tmp) / f"m{i}.mode").write_text("ok\n")
-                servers.append(subprocess.Popen(
-                    [sys.executable, "-S", str(FAKE_APISERVER), "--name", f"m{i}",
-                     "--listen", ip, "--port", str(HOST_PORT), "--cert", str(cert),
-                     "--mode-file", str(Path(tmp) / f"m{i}.mode"),
-                     "--ready-file", str(Path(tmp) / f"m{i}.ready")],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                ))  # fmt: skip
-            ready = [Path(tmp) / f"m{i}.ready" for i in range(len(HOST_MASTERS))]
-            if not wait_until(lambda: all(r.exists() for r in ready), 30):
-                raise SystemExit("fake apiservers did not start")
-            rs_flags = [a for ip in HOST_MASTERS for a in ("--rs", f"{ip}:{HOST_PORT}")]
-            this = [sys.executable, "-m", "bench.steady_state", "--host-daemon"]
-            argv = care_argv(rs_flags, "--interval", "1", "--health-address", HEALTH, command=this)
-            with open(log, "wb") as err:
-                daemon = subprocess.Popen(argv, stderr=err, stdout=subprocess.DEVNULL)
-
-            def events() -> list[dict[str, Any]]:
-                out = []
-                for line in log.read_text().splitlines():
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        out.append({"event": "<text>", "text": line})
-                return out
 
             def table_ok() -> bool:
-                adds = [e for e in events() if str(e.get("op", "")).startswith("add-dest")]
-                return len(adds) == len(HOST_MASTERS)
+                adds = [e for e in events(log) if str(e.get("op", "")).startswith("add-dest")]
+                return len(adds) == len(MASTERS)
 
             if not wait_until(table_ok, 60):
                 raise SystemExit(f"no table with the 3 masters:\n{log.read_text()[-3000:]}")
             figures = measure(daemon.pid, warmup, seconds)
             assert daemon.poll() is None, log.read_text()[-3000:]
-            evs = events()
+            evs = events(log)
             failed = sum(1 for e in evs if e.get("event") == "probe failed")
             changes = sum(1 for e in evs if e.get("event") == "ipvs change")
         finally:
-            for p in [*servers, *([daemon] if daemon else [])]:
-                p.terminate()
-                p.wait(10)
+            daemon.terminate()
+            daemon.wait(10)
     report("host: this machine's CPU, IPVS table in memory", figures, warmup, failed, changes)
 
 
-def host_daemon(argv: list[str]) -> None:
-    """The real CLI and Daemon, with the kernel parts swapped for a table in memory (the
-    probes stay real: HTTPS to the fake apiservers)."""
-    from lvscare.cli import cli
-    from tests.support.inproc_daemon import without_kernel
-
-    without_kernel(setattr, scripted_probes=False)
-    cli.main(args=argv, prog_name="lvscare")
-
-
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--host-daemon":
-        host_daemon(sys.argv[2:])
-        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--warmup", type=float, default=20)
     parser.add_argument("--seconds", type=float, default=60)

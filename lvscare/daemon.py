@@ -130,7 +130,6 @@ class Daemon:
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         await self.telemetry.start()  # the HTTP endpoint (a busy port is logged and retried)
-        freeze_startup_objects()
         realtime = self.run_ahead()
         log.info(
             "lvscare started",
@@ -143,7 +142,9 @@ class Daemon:
             mode=self.config.mode.value,
             realtime_priority=realtime,
         )
-        loop_task = asyncio.create_task(self.care.run(stop))
+        # Frozen after the first round, which builds the sessions and connections that live
+        # as long as the process, and so that the first reconcile does not wait for it.
+        loop_task = asyncio.create_task(self.care.run(stop, freeze_startup_objects))
         stop_task = asyncio.create_task(stop.wait())
         await asyncio.wait({loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         # Do not wait for a round in flight: probes may take up to their timeout.

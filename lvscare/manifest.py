@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from lvscare import __version__
 from lvscare.address import format_hostport
 from lvscare.config import Action, CareConfig, Mode
@@ -174,6 +172,8 @@ def render_static_pod(
     BadInput, naming the value, for a config a static pod cannot run.
     """
     manifest = pod(config, image, care_args, name, unprivileged)
+    import yaml  # here: `lvscare care`, which imports this module too, never needs it
+
     text = yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=100)
     note = UNPRIVILEGED if unprivileged else PRIVILEGED
     indent = "    "

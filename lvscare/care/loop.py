@@ -370,8 +370,11 @@ class Care:
             for obs in self.observers:
                 obs.reconciled([op], None, self.clock() - start)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Rounds every interval, measured start to start, until `stop` is set."""
+    async def run(
+        self, stop: asyncio.Event, after_first_round: Callable[[], object] | None = None
+    ) -> None:
+        """Rounds every interval, measured start to start, until `stop` is set;
+        `after_first_round` is start-up work that the first reconcile need not wait for."""
         interval = self.config.interval
         next_start = self.clock()
         try:
@@ -380,6 +383,9 @@ class Care:
                     await self.run_round()
                 except Exception as e:  # a failed round must not end the daemon
                     log.error("round failed", error=f"{type(e).__name__}: {e}")
+                if after_first_round is not None:
+                    after_first_round()
+                    after_first_round = None
                 next_start += interval
                 now = self.clock()
                 if next_start < now:  # a slow round: skip ahead instead of bursting

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import errno
 from socket import AF_INET, AF_INET6
+from typing import TYPE_CHECKING
 
 import structlog
-from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lvscare.address import IPAddress
+
+if TYPE_CHECKING:
+    from pyroute2.iproute.linux import AsyncIPRoute
 
 log = structlog.get_logger("lvscare.hostnet")
 
@@ -43,6 +46,11 @@ class HostNetwork:
 
     def _rt(self) -> AsyncIPRoute:
         if self._ipr is None:
+            # Imported on first use: the default mode (route, no --ip) never needs rtnetlink
+            # while serving, and pyroute2's rtnl stack is 3 MiB (it even imports unittest).
+            # By its submodule, not `pyroute2`: see lvscare/imports.py.
+            from pyroute2.iproute.linux import AsyncIPRoute
+
             self._ipr = AsyncIPRoute()
         return self._ipr
 

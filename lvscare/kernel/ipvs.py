@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from socket import AF_INET, AF_INET6, IPPROTO_TCP
 from typing import Any, Protocol
 
-from pyroute2 import AsyncIPVS, IPVSDest, IPVSService
+from pyroute2.ipvs import AsyncIPVS, IPVSDest, IPVSService  # not `pyroute2`: lvscare/imports.py
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lvscare.errors import KernelUnavailable

@@ -15,17 +15,18 @@ import platform
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import prometheus_client
-from prometheus_client import (
-    CollectorRegistry,
+# By their submodules: the package's __init__ is deferred (lvscare/imports.py).
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics import (
     Counter,
     Enum,
     Gauge,
     Histogram,
     Info,
-    ProcessCollector,
-    generate_latest,
+    disable_created_metrics,
 )
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
 
 from lvscare import __version__
 from lvscare.care.tracker import State
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from lvscare.kernel.table import Op
     from lvscare.probe.http import ProbeResult
 
-CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 PROBE_REASONS = ("refused", "timeout", "stalled", "tls", "status", "reset", "unreachable", "error")
 OP_KINDS = ("add-service", "set-service", "add-dest", "set-dest", "del-dest")
 TRANSITIONS = (
@@ -51,7 +52,7 @@ PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 RECONCILE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 # `_created` samples double every counter's lines and nobody here reads them.
-prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:

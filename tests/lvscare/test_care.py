@@ -41,6 +41,22 @@ async def test_first_round_creates_the_service_with_all_healthy_masters() -> Non
     assert weights(table) == dict.fromkeys(M, 1)
 
 
+async def test_start_up_work_waits_for_the_first_reconcile_and_runs_once() -> None:
+    care, table, _ = make(interval="0.05")
+    await care.resolve_all(strict=True)
+    stop = asyncio.Event()
+    seen: list[dict[str, int]] = []
+
+    def after_first_round() -> None:
+        seen.append(weights(table))  # the first reconcile is already done
+
+    task = asyncio.create_task(care.run(stop, after_first_round))
+    assert await await_until(lambda: care.rounds >= 3)
+    stop.set()
+    await task
+    assert seen == [dict.fromkeys(M, 1)]
+
+
 async def test_failed_master_is_drained_then_removed_then_restored() -> None:
     care, table, prober = make()
     await care.resolve_all(strict=True)
