@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from lvscare.errors import BadInput
 
@@ -44,7 +45,8 @@ class HostPort:
     host: str
     port: int
 
-    @property
+    # Cached: the care loop asks every round, several times (the value never changes).
+    @cached_property
     def ip(self) -> IPAddress | None:
         """The literal address, or None when `host` is a hostname."""
         try:
@@ -53,6 +55,10 @@ class HostPort:
             return None
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
         return format_hostport(self.host, self.port)
 
 

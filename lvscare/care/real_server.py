@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lvscare.address import HostPort, IPAddress
 from lvscare.care.tracker import HealthTracker
@@ -26,9 +26,16 @@ class RealServer:
     # older news and is dropped (a slow probe must not undo a crash seen meanwhile).
     evidence_at: float = float("-inf")
 
+    _dest: Dest | None = field(default=None, repr=False, compare=False)
+
     @property
     def dest(self) -> Dest | None:
-        return None if self.addr is None else Dest(self.addr, self.endpoint.port)
+        """Made once per address: the care loop asks many times a round."""
+        if self.addr is None:
+            return None
+        if self._dest is None or self._dest.addr is not self.addr:
+            self._dest = Dest(self.addr, self.endpoint.port)
+        return self._dest
 
     @property
     def name(self) -> str:

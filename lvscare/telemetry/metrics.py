@@ -157,6 +157,8 @@ class Metrics:
         )
         for kind in OP_KINDS:
             self.ipvs_changes.labels(kind)
+        self._weight_of: dict[str, Gauge] = {}
+        self._probe_seconds_of: dict[str, Histogram] = {}
         for rs in care.servers:
             self.add_server(rs.name)
         # What the kernel held when we last looked; None: unknown (start, or a failed apply).
@@ -164,9 +166,11 @@ class Metrics:
 
     def add_server(self, name: str) -> None:
         self.rs_up.labels(name).set(1)
-        self.rs_weight.labels(name).set(0)
+        # The children every round sets, looked up once (labels() takes a lock each time).
+        self._weight_of[name] = self.rs_weight.labels(name)
+        self._weight_of[name].set(0)
         self.rs_state.labels(name).state(State.UP.value)
-        self.probe_seconds.labels(name)
+        self._probe_seconds_of[name] = self.probe_seconds.labels(name)
         self.watch_lost_count.labels(name)
         for reason in PROBE_REASONS:
             self.probe_failures.labels(name, reason)
@@ -179,7 +183,7 @@ class Metrics:
     # -- observer -------------------------------------------------------------------------
 
     def probed(self, rs: RealServer, result: ProbeResult) -> None:
-        self.probe_seconds.labels(rs.name).observe(result.latency)
+        self._probe_seconds_of[rs.name].observe(result.latency)
         if not result.healthy:
             self.probe_failures.labels(rs.name, result.reason or "error").inc()
 
@@ -199,7 +203,7 @@ class Metrics:
         self.reconciles.inc()
         self.fail_open.set(1 if care.fail_open() else 0)
         self.reconcile_seconds.observe(seconds)
-        if error is None and self._left is not None:
+        if error is None and self._left is not None and ops:  # no ops: nothing repaired
             expected = plan(care.service, self._left, care.desired())
             self.drift_repairs.inc(sum(1 for op in ops if op not in expected))
         if error is not None:  # how much of `ops` reached the kernel is unknown
@@ -213,4 +217,4 @@ class Metrics:
         self.vs_present.set(0 if view is None else 1)
         self.last_success.set_to_current_time()
         for rs in care.servers:
-            self.rs_weight.labels(rs.name).set(care.kernel_weight(rs) or 0)
+            self._weight_of[rs.name].set(care.kernel_weight(rs) or 0)

@@ -48,13 +48,14 @@ def test_a_crash_is_drained_by_the_watch_before_any_round_and_idle_closes_drain_
     d = care("--interval", "600", "--health-timeout", "3", "--fall", "3")
     assert wait_until(lambda: dests() == all_up(lab), 180), dests()
     # The fake apiserver, like kube-apiserver, closes a connection that never starts TLS
-    # (after 10 s): each master's watch connection ends that way while it is healthy.
+    # (after 32 s, its ReadHeaderTimeout): each master's watch connection ends that way
+    # while it is healthy.
     keys = {m: f"{m.ip}:{PORT}" for m in lab.masters}
 
     def lost(m: Master) -> float:
         return metric("lvscare_watch_connections_lost_total", rs=keys[m])
 
-    assert wait_until(lambda: all(lost(m) >= 2 for m in lab.masters), 90)
+    assert wait_until(lambda: all(lost(m) >= 2 for m in lab.masters), 150)
     assert dests() == all_up(lab)
     assert d.find("real server state changed") == []
     assert rounds() == 1

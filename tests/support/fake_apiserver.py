@@ -43,6 +43,9 @@ HOLD_TICK = 0.1
 HOLD_DEFAULT = 600.0
 HOLD_MAX = 3600.0
 IDLE_TIMEOUT = 600.0  # a kept-alive or hanging connection is dropped after this long
+# kube-apiserver's http.Server has ReadHeaderTimeout 32 s, which also bounds the TLS handshake
+# (k8s.io/apiserver secure_serving.go): a connection that never starts one is closed then.
+HANDSHAKE_TIMEOUT = 32.0
 MODES = ("ok", "fail", "hang", "tls", "close-kept", "hang-kept")
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
 
@@ -82,7 +85,7 @@ class Server:
             broken_tls(raw)
             return
         try:
-            raw.settimeout(10)
+            raw.settimeout(HANDSHAKE_TIMEOUT)
             conn = self.context.wrap_socket(raw, server_side=True)
         except (OSError, ssl.SSLError):
             raw.close()
