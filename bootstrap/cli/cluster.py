@@ -62,6 +62,7 @@ def _settings(
     parallel: int,
     ssh_timeout: float,
     max_clock_skew: float = MAX_CLOCK_SKEW,
+    relay: bool = True,
 ) -> Settings:
     if parallel < 1:
         raise BadInput(f"--parallel {parallel}: must be at least 1")
@@ -85,7 +86,8 @@ def _settings(
     auth.load_key()  # a wrong passphrase is bad input, said once, before any host
     known = KnownHosts(Path.home() / ".ssh" / "known_hosts", accept_new_host_keys)
     max_skew = clock.parse_max_skew(max_clock_skew)
-    return Settings(auth, known, ssh_timeout, parallel, cluster_home() / "logs", max_skew)
+    logs = cluster_home() / "logs"
+    return Settings(auth, known, ssh_timeout, parallel, logs, max_skew, relay)
 
 
 def _orchestrate(

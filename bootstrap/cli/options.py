@@ -206,6 +206,14 @@ package_options = _stack(
         help="The package's sha256 (checked on every host; for a URL, else the first "
         "host's download is the reference).",
     ),
+    click.option(
+        "--relay/--no-relay",
+        default=True,
+        show_default=True,
+        help="Hosts pass a local package on to each other over SSH (a key per link made "
+        "for the run and removed after), so it leaves this machine about once; a host "
+        "they miss gets it from here. Not used for one host alone or a URL.",
+    ),
 )
 
 # The check `init` and `join` make of every host before they change anything.

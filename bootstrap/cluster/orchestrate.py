@@ -1,11 +1,13 @@
 """The order of work across a cluster and how one host's failure reaches the others.
 
-init: every host gets the package in parallel (bounded by --parallel; the uplink is the
-limit, not the order); then master0 runs `bootstrap master0`, the other masters join one
-at a time (etcd members join one by one), and the nodes join in parallel. A failed node
-stops no other host; a failed master0 stops everything after it; a failed master stops
-the masters after it (etcd), not the nodes. The cluster file is saved after every host.
-The join's token reaches each host in a 0600 file (`remote.join_file`), never in a command.
+init: every host gets the package, passed on from host to host (`relay`, so the uplink
+carries it about once) or from here over SFTP in parallel (bounded by --parallel; the
+uplink is the limit, not the order); then master0 runs `bootstrap master0`, the other
+masters join one at a time (etcd members join one by one), and the nodes join in
+parallel. A failed node stops no other host; a failed master0 stops everything after it; a
+failed master stops the masters after it (etcd), not the nodes. The cluster file is saved
+after every host. The join's token reaches each host in a 0600 file (`remote.join_file`),
+never in a command.
 
 Before anything is changed, every host is connected to and its clock checked (`clock`): one
 host off by more than --max-clock-skew stops the run with nothing done anywhere. Ctrl-C
@@ -20,12 +22,12 @@ import contextlib
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.cluster import clock, package, remote
+from bootstrap.cluster import clock, package, relay, remote
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile
 from bootstrap.cluster.progress import Reporter
 from bootstrap.cluster.ssh import (
@@ -52,6 +54,7 @@ class Settings:
     parallel: int
     log_dir: Path
     max_skew: float = clock.DEFAULT_MAX_SKEW
+    relay: bool = True  # hosts pass the package on to each other (`relay`)
 
 
 class HostFailed(Exception):
@@ -91,6 +94,7 @@ class Orchestrator:
         self._log_lock = threading.Lock()
         self.stop = threading.Event()  # Ctrl-C: start nothing new
         self.aborted = False  # a second Ctrl-C: connections closed under running steps
+        self.relayed: dict[Target, Target | None] = {}  # filled by the relay: who fed it
 
     # ------------------------------------------------------------ Ctrl-C
 
@@ -277,14 +281,53 @@ class Orchestrator:
                 self.skip(run, f"nothing changed: the clock of {names} is off")
         return False
 
+    def relay_package(
+        self, runs: list[HostRun], pkg: package.Package, sources: tuple[HostRun, ...] = ()
+    ) -> None:
+        """Before `prepare`: the hosts pass the package on to each other (`relay`), so this
+        machine's uplink carries it about once; a host the relay does not fill gets it from
+        here in `prepare` as before. It fails no host: `prepare` says what is wrong."""
+        if not self.s.relay or pkg.path is None or self.stop.is_set():
+            return
+        live = [r for r in runs if not r.failed and r.conn is not None]
+        donors = [r for r in sources if not r.failed and r.conn is not None and r not in live]
+        if len(live) + len(donors) < 2:  # one host alone: SFTP, nothing to relay
+            return
+        by_target = {r.target: r for r in [*live, *donors]}
+
+        def started(host: Target, source: Target | None) -> None:
+            self.report.step(str(host), "package", f"relay from {source or 'this machine'}")
+
+        def sent(hosts: Sequence[Target], done: int, total: int) -> None:
+            for i, host in enumerate(hosts):
+                self.report.sent(str(host), done, total, "sent" if i == 0 else "relayed")
+
+        def log(host: Target, line: str) -> None:
+            self.write_log(by_target[host], f"[package] {line}")
+
+        engine = relay.Relay(
+            {t: r.connection() for t, r in by_target.items()},
+            pkg,
+            relay.Hooks(started, sent, log),
+            self.stop,
+            self.s.parallel,
+        )
+        outcome = engine.run([r.target for r in live], [r.target for r in donors])
+        self.relayed = outcome.got
+
     def prepare(self, run: HostRun, pkg: package.Package, template: bytes | None) -> None:
         """Connect, package there and checked, unpacked, shell/init.sh run, bootstrap found."""
         if run.failed:
             return
         conn = run.conn or self.connect(run)
         with self.on(run):
-            self.step(run, "package")
-            digest, sent = package.distribute(conn, pkg, self.progress(run))
+            if run.target in self.relayed and pkg.sha256 is not None:
+                source = self.relayed[run.target] or "this machine"
+                self.step(run, "package", f"relayed from {source}, sha256 checked there")
+                digest, sent = pkg.sha256, True
+            else:
+                self.step(run, "package")
+                digest, sent = package.distribute(conn, pkg, self.progress(run))
             if self.cluster.pkg_sha256 is None:
                 self.cluster.pkg_sha256 = digest  # a URL without --pkg-sha256: the first host's
             elif digest != self.cluster.pkg_sha256:
@@ -394,6 +437,7 @@ class Orchestrator:
         self.cfile.save(self.cluster)
         if not self.preflight_all([*masters, *nodes]):
             return
+        self.relay_package([*masters, *nodes], pkg)
         self.parallel([*masters, *nodes], lambda r: self.prepare(r, pkg, template))
         master0, others = masters[0], masters[1:]
         join = None if master0.failed else self.first_master(master0)
@@ -446,6 +490,7 @@ class Orchestrator:
         if join is None:
             self.skip_after_master0(source, [*masters, *nodes])
             return
+        self.relay_package([*masters, *nodes], pkg, (source,))
         self.parallel([*masters, *nodes], lambda r: self.prepare(r, pkg, template))
         self.join_masters(masters, source, join, all_masters)
         joined = [r.target for r in masters if not r.failed]
@@ -500,6 +545,8 @@ class Orchestrator:
                 problems = remote.clean_host(conn)
                 self.step(run, "remove package")
                 problem = remote.remove_copied_cas(conn)
+                problems += [problem] if problem else []
+                problem = relay.sweep(conn)  # what a relay cut off left (before REMOTE_DIR goes)
                 problems += [problem] if problem else []
                 problems += package.remove_from_host(conn)
                 if problems:

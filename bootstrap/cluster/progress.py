@@ -31,6 +31,7 @@ class HostLine:
     result: str = "pending"
     failed_step: str = ""
     error: str = ""
+    note: str = ""  # what the step is doing, e.g. where the package comes from
     notes: list[str] = field(default_factory=list)
 
 
@@ -69,14 +70,16 @@ class Reporter:
             line = self.lines[host]
             if line.started is None:
                 line.started = self.clock()
-            line.step = step
+            line.step, line.note = step, note
             if self.tty:
                 self._redraw()
             else:
                 self.out.write(f"{host}: {step}{' (' + note + ')' if note else ''}\n")
                 self.out.flush()
 
-    def sent(self, host: str, sent: int, total: int) -> None:
+    def sent(self, host: str, sent: int, total: int, verb: str = "sent") -> None:
+        """Bytes of the package on their way to the host; `verb`: "relayed" when another
+        host passes them on (the count is then this machine's, a pipe ahead)."""
         with self._lock:
             line = self.lines[host]
             now = self.clock()
@@ -86,7 +89,7 @@ class Reporter:
             if self.tty and (now - self._last_draw > 0.2 or sent == total):
                 self._redraw()
             elif not self.tty and total and sent == total:
-                self.out.write(f"{host}: sent {human_bytes(total)}{self._rate(line)}\n")
+                self.out.write(f"{host}: {verb} {human_bytes(total)}{self._rate(line)}\n")
                 self.out.flush()
 
     def finish(self, host: str, result: str, failed_step: str = "", error: str = "") -> None:
@@ -114,6 +117,8 @@ class Reporter:
 
     def _render(self, line: HostLine) -> str:
         text = f"{line.host:<22} {line.role:<7} {line.step}"
+        if line.note and line.result == "pending":
+            text += f" ({line.note})"
         if line.total and line.result == "pending":
             pct = 100 * line.sent // line.total
             text += f"  {human_bytes(line.sent)}/{human_bytes(line.total)} {pct}%{self._rate(line)}"

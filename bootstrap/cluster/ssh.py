@@ -249,10 +249,17 @@ class Connection:
 
     # ------------------------------------------------------------ commands
 
-    def wrap(self, script: str, as_root: bool = True) -> tuple[str, bytes]:
-        """The command line for `script` as root, and what goes to its stdin."""
+    def wrap(
+        self, script: str, as_root: bool = True, keep_stdin: bool = False
+    ) -> tuple[str, bytes]:
+        """The command line for `script` as root, and what goes to its stdin.
+
+        `keep_stdin`: the script reads the channel's stdin (the relay streams the package
+        into it); refused where sudo reads a password from that same stdin."""
+        if keep_stdin and as_root and not self.auth.root and self.auth.password is not None:
+            raise StepFailed("no stdin for a command under sudo with a password")
         # The script's own stdin is empty: a password meant for sudo never reaches it.
-        script = f"exec </dev/null\n{script}"
+        script = script if keep_stdin else f"exec </dev/null\n{script}"
         if self.auth.root or not as_root:
             return shell_line(["sh", "-c", script]), b""
         if self.auth.password is not None:

@@ -141,8 +141,11 @@ def test_init_installs_three_masters_then_three_nodes_in_order(cluster: Cluster)
         ]
         (join,) = kubeadm_calls(n)
         joined_with(join, "10.103.97.2:6443", TOKEN, n.name)
+        # The package came by relay (m0, m1, m2, n1, n2, n3 in one chain): a host that
+        # passed it on got that link's key, 0600 like every file sent.
+        passed_on = n is not cluster.nodes[-1]
         assert sent_0600(n) == [
-            "/opt/lvscare-py/package.tar.gz.lvscare-py-part",
+            *(["/opt/lvscare-py/relay/key-1.lvscare-py-part"] if passed_on else []),
             "/opt/lvscare-py/join.yaml.lvscare-py-part",
         ]
         assert not n.exists("/opt/lvscare-py/join.yaml") and not n.exists(JOIN_CONFIG)

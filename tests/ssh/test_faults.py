@@ -194,7 +194,8 @@ def test_ctrl_c_lets_running_steps_end_leaves_nothing_half_written_and_a_rerun_c
     m0 = lab_.host("m0", setup=f"echo 2 > {SLOW_FILE}")
     n1 = lab_.host("n1")
     client.trust(m0, n1)
-    args = init_args(client, [m0.addr], [n1.addr], pkg=str(pkg))
+    # Over SFTP (no relay): the upload to n1 is what Ctrl-C cuts.
+    args = [*init_args(client, [m0.addr], [n1.addr], pkg=str(pkg)), "--no-relay"]
     # Ctrl-C during n1's upload: abandoned at once, its partial file removed.
     n1.limit_rate(8)
     proc = start_cli(client, *args)
