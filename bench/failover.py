@@ -23,7 +23,9 @@ state (client and poller paused).
 Everything raw is kept in --out (default .lab/bench-failover/, the one directory the VM can
 write): the poller's and the client's JSON lines, each daemon's log, marks.json (what was
 done when). `python -m bench.failover --report DIR` prints the tables again from those files,
-on any machine.
+on any machine. Each scenario also gets a picture, timeline-SCENARIO.png (bench/timeline.py,
+with matplotlib from the test extra): the table's weights and the failed connects over time,
+lvscare above keepalived, for the median run of each.
 
 --busy (issue 16): the same faults on a busy node, both daemons alike, in one boot. After the
 lab is built and before the first daemon starts, one busy loop per CPU (`sh` spinning at
@@ -63,6 +65,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 if TYPE_CHECKING:
+    from bench.timeline import Run
     from tests.support.labnet import Lab, LabProcess, Master
 
 VIP, PORT = "10.103.97.2", 6443
@@ -1328,6 +1331,85 @@ def print_report(out: Path) -> str:
     return text
 
 
+# -- pictures (bench/timeline.py) ----------------------------------------------------------------
+
+PICTURE_TITLES = {
+    "kill": "apiserver of {victim} killed (SIGKILL), then started again",
+    "blackhole": "{victim} blackholed (100 % packet loss), then reachable again",
+    "hang": "{victim}'s /healthz hangs, then answers again",
+    "fail": "{victim}'s /healthz answers 500, then 200 again",
+    "flush": "the IPVS table flushed by someone else (ipvsadm -C)",
+}
+BEFORE = 1.0  # seconds drawn before the fault and before the master serves again
+
+
+def picture_runs(report: Report, scenario: str) -> list[Run]:
+    """timeline.Run per daemon for one scenario: its median run by fault -> drained (the
+    earlier of the middle two for an even count; a run that never drained counts as slowest)."""
+    from bench.timeline import Run
+
+    runs: list[Run] = []
+    for daemon in DAEMONS:
+        marks = [m for m in report.marks if m.daemon == daemon and m.scenario == scenario]
+        if not marks:
+            continue
+        by_speed = sorted(
+            marks, key=lambda m: math.inf if m.drained is None else m.drained - m.fault
+        )
+        m = by_speed[(len(marks) - 1) // 2]
+        windows = [(m.fault - BEFORE, m.window_end)]
+        if m.restore is not None and m.back_window_end is not None:
+            windows.append((m.restore - BEFORE, m.back_window_end))
+        start, stop = windows[0][0], windows[-1][1]
+        samples: list[tuple[float, Table]] = [(start, report.table.state_at(start))]
+        samples += [(t, tb) for t, tb in report.table.changes if start < t <= stop]
+        drawn = [x for x in report.attempts if any(a <= x.t0 < b for a, b in windows)]
+        failed = [(x.t0, x.out) for x in drawn if x.failed]
+        # counted as the report counts them: started from the fault (the return) on
+        counted = [x for x in drawn if any(a + BEFORE <= x.t0 < b for a, b in windows)]
+        note = f"run {m.run} of {len(marks)}" + (", the median" if len(marks) > 1 else "")
+        note += f"  ·  {sum(x.failed for x in counted)} of {len(counted)} connects started "
+        note += f"from the {'flush' if scenario == 'flush' else 'fault'} on failed"
+        runs.append(
+            Run(daemon, samples, failed, m.fault, m.window_end, m.drained, m.restore, m.back,
+                m.back_window_end, note)
+        )  # fmt: skip
+    return runs
+
+
+def write_timelines(out: Path) -> list[Path]:
+    """One picture per scenario, lvscare above keepalived: timeline-SCENARIO.png in out.
+    Per scenario rather than per run: the two daemons under the same fault, one above the
+    other, is the comparison to see; other runs of a scenario look alike (their numbers are
+    in the report)."""
+    try:
+        from bench.timeline import Words, draw
+    except ImportError as e:  # matplotlib is a test extra: the tables do without it
+        print(f"no timeline pictures: {e}")
+        return []
+    report = Report(out)
+    names = {key: f"m{i + 1}" for i, key in enumerate(report.doc["masters"])}
+    names[report.victim_key] = report.victim
+    busy = " (busy node)" if report.busy is not None else ""
+    written = []
+    for scenario in (*FAULTS, "flush"):
+        runs = picture_runs(report, scenario)
+        if not runs:
+            continue
+        words = None
+        if scenario == "flush":
+            words = Words(fault="flush", drained="table complete again", never="never repaired")
+        title = PICTURE_TITLES[scenario].format(victim=report.victim) + busy
+        path = out / f"timeline-{scenario}.png"
+        draw(path, title, report.doc["masters"], runs, names=names,
+             victim=None if scenario == "flush" else report.victim_key, words=words,
+             before=BEFORE)  # fmt: skip
+        written.append(path)
+    if written:
+        print("timelines: " + " ".join(str(p) for p in written))
+    return written
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -1424,6 +1506,7 @@ def run(opts: argparse.Namespace) -> None:
         lab.destroy()
     print()
     print_report(out)
+    write_timelines(out)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -1461,6 +1544,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     opts = parser.parse_args(argv)
     if opts.report:
         print_report(opts.report)
+        write_timelines(opts.report)
         return
     unknown = set(opts.daemons) - set(DAEMONS)
     if unknown:
