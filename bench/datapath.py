@@ -59,7 +59,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -76,7 +75,6 @@ ROOT = HERE.parent
 CLIENT = HERE / "datapath_client.py"
 
 VIP, PORT = "10.103.97.2", 6443
-STATUS_URL = "http://127.0.0.1:10271/status"  # lvscare's default --health-address
 SERVER_NAME = "apiserver.cluster.local"  # in every lab master's certificate
 HAPROXY_BIND = ("127.0.0.1", 8443)  # the guide's example port for the balanced apiserver
 DIRECT_SOURCE = "198.18.0.2"  # extra addresses on labbr0 (see the docstring)
@@ -570,16 +568,6 @@ def commit() -> str:
     return f"{head} (changed: {', '.join(changed.split())})" if changed else head
 
 
-def lvscare_ready() -> bool:
-    """Every master "up" and watched in lvscare's /status."""
-    try:
-        with urllib.request.urlopen(STATUS_URL, timeout=5) as resp:
-            doc = json.load(resp)
-    except (OSError, ValueError):
-        return False
-    return all(s["state"] == "up" and s["watch_connected"] for s in doc["real_servers"])
-
-
 def wait_for(
     what: str, pred: Callable[[], bool], timeout: float, proc: LabProcess | None = None
 ) -> None:
@@ -601,7 +589,7 @@ def reaches_all(lab: Lab, host: str, port: int) -> bool:
 
 
 def run_phase(lab: Lab, out: Path, settings: Settings, k: int, mode: str) -> dict[str, Any]:
-    from tests.support.lab_lvscare import all_up, care_argv, dests
+    from tests.support.lab_lvscare import all_up, care_argv, dests, every_master_up_and_watched
     from tests.support.labnet import ip_batch, ipvs_table, sh
 
     tag = f"{k:02d}-{mode}"
@@ -613,7 +601,7 @@ def run_phase(lab: Lab, out: Path, settings: Settings, k: int, mode: str) -> dic
     log(f"phase {tag}: {' '.join(argv[1:])}")
     t0 = time.monotonic()
     wait_for("lvscare's table", lambda: dests() == all_up(lab), 300, lvscare)
-    wait_for("lvscare's /status", lvscare_ready, 120, lvscare)
+    wait_for("lvscare's /status", every_master_up_and_watched, 120, lvscare)
     log(f"phase {tag}: lvscare ready after {time.monotonic() - t0:.1f} s")
     wait_for("the VIP to reach every master", lambda: reaches_all(lab, VIP, PORT), 60)
     wait_for("haproxy to reach every master", lambda: reaches_all(lab, *HAPROXY_BIND), 60, haproxy)

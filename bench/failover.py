@@ -53,7 +53,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
     from tests.support.labnet import Lab, LabProcess, Master
 
 VIP, PORT = "10.103.97.2", 6443
-STATUS_URL = "http://127.0.0.1:10271/status"  # lvscare's default --health-address
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DAEMONS = ("lvscare", "keepalived")
 FAULTS = ("kill", "blackhole", "hang", "fail")
@@ -384,15 +382,11 @@ class Lvscare:
         return self.proc.pid
 
     def steady(self) -> bool:
-        """Every master "up" and watched in /status: a full table alone may be fail-open
-        (every probe timed out at start under emulation), and a kill right after start
-        would find the watch connections still opening."""
-        try:
-            with urllib.request.urlopen(STATUS_URL, timeout=5) as resp:
-                doc = json.load(resp)
-        except (OSError, ValueError):
-            return False
-        return all(s["state"] == "up" and s["watch_connected"] for s in doc["real_servers"])
+        """Every master "up" and watched in /status (every probe may time out at start
+        under emulation: fail-open)."""
+        from tests.support.lab_lvscare import every_master_up_and_watched
+
+        return every_master_up_and_watched()
 
 
 def keepalived_conf(masters: Sequence[str]) -> str:

@@ -476,15 +476,8 @@ class Relay:
         nxt = self._next_hop(round_, head, chains=[chain])
         line, prefix = conn.wrap(pipe_command(round_, nxt), keep_stdin=True)
         try:
-            transport = conn.client.get_transport()
-            if transport is None:
-                raise StepFailed("the SSH connection was lost")
-            chan = transport.open_session()
+            chan = conn.open_command(line, prefix)
             try:
-                chan.set_combine_stderr(True)
-                chan.exec_command(line)
-                if prefix:
-                    chan.sendall(prefix)
                 done = 0
                 with open(self.pkg.path, "rb") as f:
                     while chunk := f.read(CHUNK):

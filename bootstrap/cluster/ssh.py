@@ -269,11 +269,9 @@ class Connection:
             return line, (self.auth.password + "\n").encode()
         return shell_line(["sudo", "-n", "--", "sh", "-c", script]), b""
 
-    def run(
-        self, script: str, *, on_line: Callable[[str], None] | None = None, as_root: bool = True
-    ) -> Result:
-        """Run a shell script as root (sudo if needed); stdout and stderr together."""
-        line, stdin = self.wrap(script, as_root)
+    def open_command(self, line: str, stdin: bytes) -> paramiko.Channel:
+        """`line` (as `wrap` made it) running on a channel of its own, stdout and stderr
+        together, `stdin` (sudo's password, if any) already sent; the caller closes it."""
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise StepFailed("the SSH connection was lost")
@@ -283,6 +281,18 @@ class Connection:
             chan.exec_command(line)
             if stdin:
                 chan.sendall(stdin)
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
+    def run(
+        self, script: str, *, on_line: Callable[[str], None] | None = None, as_root: bool = True
+    ) -> Result:
+        """Run a shell script as root (sudo if needed); stdout and stderr together."""
+        line, stdin = self.wrap(script, as_root)
+        chan = self.open_command(line, stdin)
+        try:
             chan.shutdown_write()
             out = bytearray()
             pending = b""

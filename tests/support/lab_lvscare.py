@@ -6,6 +6,7 @@ static pod's `lvscare` entry point runs), on the lab's VIP and masters unless to
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -83,6 +84,20 @@ def endpoint_get(path: str) -> str:
     status, body = http_get(ENDPOINT + path)
     assert status == 200, f"{path}: {status} {body}"
     return body
+
+
+def every_master_up_and_watched() -> bool:
+    """Every master "up" and watched in lvscare's /status (default address); False while
+    it does not answer. A full table alone may be fail-open, and a fault right after start
+    would find the watch connections still opening."""
+    try:
+        status, body = http_get(ENDPOINT + "/status", timeout=5)
+        doc = json.loads(body)
+    except (OSError, ValueError):
+        return False
+    if status != 200:
+        return False
+    return all(s["state"] == "up" and s["watch_connected"] for s in doc["real_servers"])
 
 
 def metric(name: str, **labels: str) -> float:
