@@ -107,8 +107,8 @@ def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(parts[1]), headers
 
 
-def read_response(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
-    """One whole response (Content-Length framed) from a connection that sends nothing else."""
+def read_head(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and whatever of the body came with the head."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(BUF)
@@ -117,6 +117,12 @@ def read_response(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     status, headers = parse_head(head)
+    return status, headers, body
+
+
+def read_response(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
+    """One whole response (Content-Length framed) from a connection that sends nothing else."""
+    status, headers, body = read_head(sock)
     length = int(headers.get("content-length", "0"))
     while len(body) < length:
         chunk = sock.recv(BUF)
@@ -243,14 +249,7 @@ class Client:
             tls = self.tls(sock)
             t0 = time.perf_counter()
             tls.sendall(self.bulk_request)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = tls.recv(BUF)
-                if not chunk:
-                    raise ConnectionResetError("closed before a response")
-                data += chunk
-            head, _, first = data.partition(b"\r\n\r\n")
-            status, headers = parse_head(head)
+            status, headers, first = read_head(tls)
             if status != 200:
                 raise ValueError(f"/bulk answered {status}")
             length = int(headers["content-length"])
