@@ -17,10 +17,13 @@ MAX_CLOCK_SKEW = 60.0
 KUBERNETES_DIR = Path("/etc/kubernetes")
 HOSTS_FILE = Path("/etc/hosts")
 STATE_DIR = Path("/var/lib/lvscare-py")
+# What the offline package's shell/init.sh found: RUNTIME, CGROUP_DRIVER, CRI_SOCKET.
+RUNTIME_ENV = Path("/etc/lvscare-py/runtime.env")
 
 HOSTS_FILE_ENV = "BOOTSTRAP_HOSTS_FILE"
 KUBERNETES_DIR_ENV = "BOOTSTRAP_KUBERNETES_DIR"
 STATE_DIR_ENV = "BOOTSTRAP_STATE_DIR"
+RUNTIME_ENV_ENV = "BOOTSTRAP_RUNTIME_ENV"
 HOME_ENV = "LVSCARE_PY_HOME"  # the workstation's cluster directory
 PASSWORD_ENV = "LVSCARE_SSH_PASSWORD"
 PASSPHRASE_ENV = "LVSCARE_SSH_KEY_PASSPHRASE"
@@ -44,6 +47,10 @@ def kubernetes_dir(option: str | None = None) -> Path:
 
 def state_dir(option: str | None = None) -> Path:
     return Path(setting(option or None, STATE_DIR_ENV) or STATE_DIR)
+
+
+def runtime_env() -> Path:
+    return Path(setting(None, RUNTIME_ENV_ENV) or RUNTIME_ENV)
 
 
 def cluster_home() -> Path:

@@ -19,6 +19,7 @@ import threading
 
 _lock = threading.RLock()
 _pending: set[str] = set()  # packages whose __init__ has not run yet
+_library_path_restored = False
 
 
 def defer_package_init(name: str) -> None:
@@ -60,3 +61,20 @@ def prefer_pure_python_frozenlist() -> None:
     few lists aiohttp freezes once per client session. Its documented switch, before the
     first import of aiohttp."""
     os.environ.setdefault("FROZENLIST_NO_EXTENSIONS", "1")
+
+
+def restore_library_path() -> None:
+    """In a PyInstaller build (the offline package's one-file `bootstrap` and `lvscare`,
+    the image's lvscare) the bootloader points LD_LIBRARY_PATH at the bundled libraries and
+    keeps the caller's in LD_LIBRARY_PATH_ORIG. Programs we start (modprobe, nft, kubeadm,
+    a shell) must find the host's own libraries, not ours: the caller's value goes back
+    for them. This process has loaded what it needs by then."""
+    global _library_path_restored
+    if not getattr(sys, "frozen", False) or _library_path_restored:
+        return
+    _library_path_restored = True
+    original = os.environ.pop("LD_LIBRARY_PATH_ORIG", None)
+    if original is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = original

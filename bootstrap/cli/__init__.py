@@ -16,6 +16,7 @@ from bootstrap.errors import BadInput, StepFailed
 
 # Loaded on demand: on a host, `bootstrap node` never imports the SSH library.
 CLUSTER_COMMANDS = ("init", "join")
+PACKAGE_COMMAND = "package"  # builds on the operator's machine: PyInstaller, image writer
 
 
 class _Group(click.Group):
@@ -29,13 +30,17 @@ class _Group(click.Group):
             raise click.exceptions.Exit(e.exit_code) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *CLUSTER_COMMANDS})
+        return sorted({*super().list_commands(ctx), *CLUSTER_COMMANDS, PACKAGE_COMMAND})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in CLUSTER_COMMANDS:
             from bootstrap.cli import cluster
 
             return cluster.COMMANDS[cmd_name]
+        if cmd_name == PACKAGE_COMMAND:
+            from bootstrap.cli import package
+
+            return package.package_group
         return super().get_command(ctx, cmd_name)
 
 
@@ -56,6 +61,7 @@ def cli() -> None:
       bootstrap init --master IP ... --node IP ... --pkg-url kube.tar.gz --version v1.30.4
       bootstrap join --node IP ...
       bootstrap clean --node IP ... | --all
+      bootstrap package build --bin DIR --cni calico.yaml -o kube.tar.gz   (the package)
 
     Masters reach the apiserver as apiserver.cluster.local (in /etc/hosts) at their own
     address; nodes at the VIP, a virtual server in the kernel's IPVS table that lvscare keeps

@@ -20,13 +20,19 @@ from bootstrap.cli.options import (
     host_options,
     join_options,
     kubeadm_options,
+    lvscare_daemon_options,
     ssh_options,
 )
 from bootstrap.defaults import APISERVER_PORT, DEFAULT_VIP
 from bootstrap.errors import BadInput, StepFailed
-from bootstrap.host import kubeadm, lvscare_rules, steps
+from bootstrap.host import kubeadm, lvscare_rules, runtime, steps
 from bootstrap.host.effects import Effects
-from bootstrap.host.kubeadm_config import ClusterSpec, default_template, read_template
+from bootstrap.host.kubeadm_config import (
+    DEFAULT_CRI_SOCKET,
+    ClusterSpec,
+    default_template,
+    read_template,
+)
 from bootstrap.host.state import State
 from bootstrap.inputs import (
     KubeVersion,
@@ -86,6 +92,7 @@ def _spec(
     cert_sans: tuple[str, ...],
     years: int,
     node_name: str | None,
+    cgroup_driver: str = runtime.AUTO,
 ) -> ClusterSpec:
     if not masters:
         raise BadInput("--master is missing: give each master's address, master0 first")
@@ -100,6 +107,8 @@ def _spec(
         cert_sans=tuple(dict.fromkeys(parse_cert_san(s) for s in cert_sans if s.strip())),
         node_name=_node_name(node_name),
         years=parse_years(years),
+        cgroup_driver=runtime.cgroup_driver(cgroup_driver),
+        cri_socket=runtime.cri_socket(DEFAULT_CRI_SOCKET),
     )
 
 
@@ -248,6 +257,7 @@ def master_command(
 )
 @click.option("--node-name", metavar="NAME", help="[default: the hostname, lower case]")
 @click.option("--lvscare-image", metavar="IMAGE", help="Image of the lvscare static pod.")
+@lvscare_daemon_options
 @host_options
 def node_command(
     masters: tuple[str, ...],
@@ -258,6 +268,8 @@ def node_command(
     version_text: str | None,
     node_name: str | None,
     lvscare_image: str | None,
+    lvscare_mode: str,
+    interval: str,
     dry_run: bool,
     hosts_file: str | None,
     kubernetes_dir: str | None,
@@ -275,10 +287,11 @@ def node_command(
     vip_ip = parse_ip(vip, "--vip")
     name = _node_name(node_name)
     version = _version(version_text)
+    daemon = lvscare_rules.Daemon(lvscare_mode, interval)
+    lvscare_rules.check(daemon)
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
-    steps.node(
-        host, parsed, vip_ip, join, name, lvscare_image or lvscare_rules.default_image(), version
-    )
+    image = lvscare_image or lvscare_rules.default_image()
+    steps.node(host, parsed, vip_ip, join, name, image, version, daemon)
 
 
 @click.command("clean")

@@ -66,6 +66,32 @@ host_options = _stack(
     ),
 )
 
+# The cluster's network, images and certificates: the single-host commands' and `init`'s.
+_CLUSTER_SPEC = (
+    click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True),
+    click.option("--svc-cidr", default=DEFAULT_SVC_CIDR, show_default=True),
+    click.option(
+        "--repo",
+        default=DEFAULT_REPO,
+        show_default=True,
+        help="Image repository for the control plane images.",
+    ),
+    click.option(
+        "--cert-sans",
+        multiple=True,
+        metavar="NAME",
+        help="Another name or address for the apiserver certificate (repeatable).",
+    ),
+    click.option(
+        "--years",
+        default=99,
+        show_default=True,
+        type=int,
+        help="Lifetime of every certificate, and of kubelets' client certificates.",
+    ),
+)
+cluster_spec_options = _stack(*_CLUSTER_SPEC)
+
 # What the kubeadm configuration is made of.
 kubeadm_options = _stack(
     click.option(
@@ -94,31 +120,38 @@ kubeadm_options = _stack(
         help="Your kubeadm configuration template (Go template, as for sealos) "
         "instead of the default (`bootstrap config -t kubeadm` prints it).",
     ),
-    click.option("--pod-cidr", default=DEFAULT_POD_CIDR, show_default=True),
-    click.option("--svc-cidr", default=DEFAULT_SVC_CIDR, show_default=True),
-    click.option(
-        "--repo",
-        default=DEFAULT_REPO,
-        show_default=True,
-        help="Image repository for the control plane images.",
-    ),
-    click.option(
-        "--cert-sans",
-        multiple=True,
-        metavar="NAME",
-        help="Another name or address for the apiserver certificate (repeatable).",
-    ),
-    click.option(
-        "--years",
-        default=99,
-        show_default=True,
-        type=int,
-        help="Lifetime of every certificate, and of kubelets' client certificates.",
-    ),
+    *_CLUSTER_SPEC,
     click.option(
         "--node-name",
         metavar="NAME",
         help="This host's node name [default: its hostname, lower case].",
+    ),
+    click.option(
+        "--cgroup-driver",
+        type=click.Choice(["auto", "systemd", "cgroupfs"]),
+        default="auto",
+        show_default=True,
+        help="The kubelet's cgroup driver; auto: the container runtime's, as the package's "
+        "shell/init.sh recorded it in /etc/lvscare-py/runtime.env, else systemd.",
+    ),
+)
+
+# The node daemon's flags that bootstrap sets in the lvscare static pod.
+lvscare_daemon_options = _stack(
+    click.option(
+        "--lvscare-mode",
+        type=click.Choice(["route", "link"]),
+        default="route",
+        show_default=True,
+        help="How nodes hold the VIP: route (IPVS table only) or link (a dummy interface "
+        "holds it, as kube-proxy's kube-ipvs0); see `lvscare care --help`.",
+    ),
+    click.option(
+        "--interval",
+        default="5",
+        show_default=True,
+        metavar="SECONDS",
+        help="How often lvscare probes every master.",
     ),
 )
 
@@ -226,4 +259,16 @@ clock_option = click.option(
     metavar="SECONDS",
     help="Refuse to start when a host's clock differs from this machine's by more "
     "(certificates and etcd break on skewed clocks); 0: no check.",
+)
+
+# ... and every other check, with the way past them all.
+preflight_options = _stack(
+    clock_option,
+    click.option(
+        "--skip-preflight",
+        is_flag=True,
+        help="Change the hosts without checking them first (swap, free ports, IPVS modules, "
+        "a container runtime, unique hostnames, and the clock: --max-clock-skew goes with "
+        "it); only connect.",
+    ),
 )

@@ -238,6 +238,7 @@ def node(
     node_name: str,
     image: str,
     version: KubeVersion,
+    daemon: lvscare_rules.Daemon = lvscare_rules.DEFAULT_DAEMON,
 ) -> None:
     """A worker: hosts line at the VIP, IPVS rules, kubeadm join, then lvscare's static pod."""
     _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
@@ -250,7 +251,7 @@ def node(
     host.fx.call(
         f"IPVS virtual server {vs} set with real servers {servers}",
         f"set IPVS virtual server {vs} with real servers {servers}",
-        lambda: lvscare_rules.create_rules(vs, rs),
+        lambda: lvscare_rules.create_rules(vs, rs, daemon),
     )
     if host.state.done("kubeadm-join"):
         host.fx.say("kubeadm join: done earlier, skipped")
@@ -258,7 +259,7 @@ def node(
         kubeadm_join(host, join_configuration(version, join, vs, node_name))
         host.state.mark("kubeadm-join")
         host.save()
-    manifest = lvscare_rules.static_pod(vs, rs, image)
+    manifest = lvscare_rules.static_pod(vs, rs, image, daemon)
     host.write(host.paths.manifest, manifest.encode(), 0o644, "lvscare static pod", show=True)
     host.save()
 

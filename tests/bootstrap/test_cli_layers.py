@@ -69,4 +69,14 @@ def test_the_cluster_commands_do_load_it_and_are_listed() -> None:
     assert bootstrap_in_fresh_python("init", "--help")[-1] == "paramiko loaded: True"
     listed = bootstrap_in_fresh_python("--help")
     commands = [line.split()[0] for line in listed[listed.index("Commands:") + 1 : -1]]
-    assert commands == ["certs", "clean", "config", "init", "join", "master", "master0", "node"]
+    assert commands == [
+        "certs",
+        "clean",
+        "config",
+        "init",
+        "join",
+        "master",
+        "master0",
+        "node",
+        "package",
+    ]

@@ -252,9 +252,9 @@ def test_node_makes_ipvs_rules_before_join_and_the_static_pod_after(
     seen: list[tuple[int, bool]] = []
     recorder = lvscare_rules.create_rules
 
-    def create(vs: str, rs: list[str]) -> None:
+    def create(vs: str, rs: list[str], daemon: lvscare_rules.Daemon) -> None:
         seen.append((len(kubeadm.argvs()), (tree.kube / "manifests").exists()))
-        recorder(vs, rs)
+        recorder(vs, rs, daemon)
 
     monkeypatch.setattr(lvscare_rules, "create_rules", create)
     out = run(*NODE)

@@ -140,3 +140,23 @@ from prometheus_client import REGISTRY, Counter
 print(IPRoute.__name__, NetlinkError.__name__, type(REGISTRY).__name__, Counter.__name__)
 """
     assert fresh_python(code) == "IPRoute NetlinkError CollectorRegistry Counter"
+
+
+def test_a_frozen_build_gives_its_children_the_callers_library_path() -> None:
+    """PyInstaller's bootloader points LD_LIBRARY_PATH at its bundle and keeps the caller's
+    in LD_LIBRARY_PATH_ORIG: modprobe, nft and kubeadm must get the caller's back (and none
+    when the caller had none). Importing lvscare does it, once."""
+    code = """\
+import os, subprocess, sys
+sys.frozen = True
+os.environ["LD_LIBRARY_PATH"] = "/tmp/_MEI1234"
+{orig}
+import lvscare
+from lvscare.imports import restore_library_path
+restore_library_path()  # again: changes nothing
+script = 'echo "${{LD_LIBRARY_PATH-unset}};${{LD_LIBRARY_PATH_ORIG-unset}}"'
+print(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout.strip())
+"""
+    with_orig = code.format(orig='os.environ["LD_LIBRARY_PATH_ORIG"] = "/opt/site/lib"')
+    assert fresh_python(with_orig) == "/opt/site/lib;unset"
+    assert fresh_python(code.format(orig="")) == "unset;unset"

@@ -68,6 +68,7 @@ class Rules:
     """Stands for lvscare's IPVS calls (proven in the kernel lab, not here)."""
 
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    daemons: list[lvscare_rules.Daemon] = field(default_factory=list)
     fail: Exception | None = None
 
 
@@ -75,8 +76,9 @@ class Rules:
 def rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rules]:
     record = Rules()
 
-    def create(vs: str, rs: list[str]) -> None:
+    def create(vs: str, rs: list[str], daemon: lvscare_rules.Daemon) -> None:
         record.calls.append(("create", vs, list(rs)))
+        record.daemons.append(daemon)
         if record.fail:
             raise record.fail
 

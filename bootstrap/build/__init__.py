@@ -1,0 +1,1 @@
+"""Building the offline package on the operator's machine."""
