@@ -19,7 +19,14 @@ from typing import Any
 
 import click
 
-from bootstrap.cli.options import clock_option, host_list_options, package_options, ssh_options
+from bootstrap.cli.options import (
+    cluster_spec_options,
+    host_list_options,
+    lvscare_daemon_options,
+    package_options,
+    preflight_options,
+    ssh_options,
+)
 from bootstrap.cluster import clock, package
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile
 from bootstrap.cluster.orchestrate import HostFailed, Orchestrator, Settings
@@ -34,8 +41,17 @@ from bootstrap.defaults import (
     setting,
 )
 from bootstrap.errors import BadInput, Interrupted, StepFailed
+from bootstrap.host import lvscare_rules
 from bootstrap.host.kubeadm_config import read_template
-from bootstrap.inputs import parse_ip, parse_version
+from bootstrap.host.lvscare_rules import Daemon
+from bootstrap.inputs import (
+    parse_cert_san,
+    parse_cidr,
+    parse_ip,
+    parse_repository,
+    parse_version,
+    parse_years,
+)
 
 MAX_SSH_TIMEOUT = 86400.0
 
@@ -63,6 +79,7 @@ def _settings(
     ssh_timeout: float,
     max_clock_skew: float = MAX_CLOCK_SKEW,
     relay: bool = True,
+    skip_preflight: bool = False,
 ) -> Settings:
     if parallel < 1:
         raise BadInput(f"--parallel {parallel}: must be at least 1")
@@ -87,7 +104,9 @@ def _settings(
     known = KnownHosts(Path.home() / ".ssh" / "known_hosts", accept_new_host_keys)
     max_skew = clock.parse_max_skew(max_clock_skew)
     logs = cluster_home() / "logs"
-    return Settings(auth, known, ssh_timeout, parallel, logs, max_skew, relay)
+    return Settings(
+        auth, known, ssh_timeout, parallel, logs, max_skew, relay, preflight=not skip_preflight
+    )
 
 
 def _orchestrate(
@@ -158,12 +177,28 @@ def _template(path: str | None) -> bytes | None:
 @host_list_options
 @ssh_options
 @package_options
-@clock_option
+@preflight_options
 @click.option("--version", "version_text", required=True, metavar="VERSION", help="e.g. v1.30.4")
 @click.option(
     "--vip", default=DEFAULT_VIP, show_default=True, help="The VIP nodes reach masters at."
 )
 @click.option("--kubeadm-config", "template_path", metavar="TEMPLATE", help="kubeadm template.")
+@cluster_spec_options
+@click.option(
+    "--lvscare-image",
+    metavar="IMAGE",
+    help="Image of the nodes' lvscare static pod [default: the package's, lvscare-py:VERSION].",
+)
+@lvscare_daemon_options
+@click.option(
+    "--cni",
+    "cni_choice",
+    type=click.Choice(["package", "none"]),
+    default="package",
+    show_default=True,
+    help="Apply the package's CNI manifest on master0 after kubeadm init (its pod network "
+    "set to --pod-cidr), or none (bring your own).",
+)
 def init_command(
     masters: tuple[str, ...],
     nodes: tuple[str, ...],
@@ -173,6 +208,15 @@ def init_command(
     version_text: str,
     vip: str,
     template_path: str | None,
+    pod_cidr: str,
+    svc_cidr: str,
+    repo: str,
+    cert_sans: tuple[str, ...],
+    years: int,
+    lvscare_image: str | None,
+    lvscare_mode: str,
+    interval: str,
+    cni_choice: str,
     **ssh: Any,
 ) -> None:
     """Install a whole cluster over SSH from an offline package.
@@ -196,6 +240,12 @@ def init_command(
         raise BadInput("--pkg-url is missing: give the offline package (a file or a URL)")
     version = str(parse_version(version_text))
     vip_ip = parse_ip(vip, "--vip")
+    pod_net, svc_net = parse_cidr(pod_cidr, "--pod-cidr"), parse_cidr(svc_cidr, "--svc-cidr")
+    repository = parse_repository(repo)
+    sans = list(dict.fromkeys(parse_cert_san(s) for s in cert_sans if s.strip()))
+    lifetime = parse_years(years)
+    daemon = Daemon(lvscare_mode, interval)
+    lvscare_rules.check(daemon)
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
     template = _template(template_path)
     settings = _settings(user or "root", **ssh)
@@ -211,6 +261,15 @@ def init_command(
         pkg_url=pkg_url,
         pkg_sha256=pkg.sha256,
         kubeadm_config=str(Path(template_path).resolve()) if template_path else None,
+        pod_cidr=pod_net,
+        svc_cidr=svc_net,
+        repo=repository,
+        cert_sans=sans,
+        years=lifetime,
+        lvscare_image=lvscare_image,
+        lvscare_mode=daemon.mode,
+        interval=daemon.interval,
+        cni=cni_choice == "package",
     )
     if cfile.exists():  # a re-run: keep what is known of the hosts (node names, results)
         old = cfile.load()
@@ -226,7 +285,7 @@ def _cluster_settings(cluster: Cluster, user: str | None, pk: str | None, **ssh:
 @host_list_options
 @ssh_options
 @package_options
-@clock_option
+@preflight_options
 def join_command(
     masters: tuple[str, ...],
     nodes: tuple[str, ...],

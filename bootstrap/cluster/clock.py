@@ -3,13 +3,14 @@
 master0 signs certificates valid from its own now: a host whose clock is behind takes them
 for not yet valid, and etcd members and the bootstrap token's expiry go wrong the same
 way. Found later, that is a TLS error in kubeadm far from its cause; found first, it is one
-line naming the host and how far off it is.
+line naming the host and how far off it is. The preflight table (`preflight`) shows each
+host's offset and how far apart the hosts are among themselves (`spread`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from bootstrap.cluster.ssh import Connection
 from bootstrap.defaults import MAX_CLOCK_SKEW
@@ -35,7 +36,8 @@ def offset(conn: Connection, now: Callable[[], float] = time.time) -> float:
         theirs = int(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise StepFailed(f"date +%s: not a time: {out.strip()[:80]!r}") from None
-    return theirs - (before + after) / 2
+    # `date +%s` truncates: the host's time was somewhere in the second after `theirs`.
+    return theirs + 0.5 - (before + after) / 2
 
 
 def problem(seconds: float, limit: float) -> str | None:
@@ -47,3 +49,14 @@ def problem(seconds: float, limit: float) -> str | None:
         f"clock {abs(seconds):.0f} s {way} this machine's (at most {limit:g} s): set the "
         f"host's time (NTP), or pass {MAX_SKEW_FLAG}"
     )
+
+
+def spread(offsets: Mapping[str, float]) -> tuple[float, str, str] | None:
+    """How far apart the hosts' clocks are among themselves (each host's offset from ours
+    is checked alone; two hosts each within the limit can still be twice it apart): the
+    gap, the slowest host and the fastest; None for fewer than two hosts."""
+    if len(offsets) < 2:
+        return None
+    slow = min(offsets, key=lambda a: offsets[a])
+    fast = max(offsets, key=lambda a: offsets[a])
+    return offsets[fast] - offsets[slow], slow, fast

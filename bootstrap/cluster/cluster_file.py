@@ -18,6 +18,9 @@ from bootstrap import fsutil
 from bootstrap.cluster.ssh import Target, parse_target
 from bootstrap.defaults import cluster_home
 from bootstrap.errors import BadInput
+from bootstrap.host.kubeadm_config import DEFAULT_POD_CIDR, DEFAULT_REPO, DEFAULT_SVC_CIDR
+
+DEFAULT_YEARS = 99
 
 FILE_NAME = "cluster.json"
 FORMAT = 1
@@ -50,6 +53,17 @@ class Cluster:
     pkg_url: str
     pkg_sha256: str | None
     kubeadm_config: str | None = None
+    # The cluster's own settings, given to init and kept for join (a file written before
+    # they existed reads as the defaults, which is what init used then).
+    pod_cidr: str = DEFAULT_POD_CIDR
+    svc_cidr: str = DEFAULT_SVC_CIDR
+    repo: str = DEFAULT_REPO
+    cert_sans: list[str] = field(default_factory=list)
+    years: int = DEFAULT_YEARS
+    lvscare_image: str | None = None
+    lvscare_mode: str = "route"
+    interval: str = "5"
+    cni: bool = True  # apply the package's CNI manifest on master0 (`--cni none`: False)
     hosts: dict[Target, HostRecord] = field(default_factory=dict)
 
     def record(self, addr: Target, role: str) -> HostRecord:
@@ -93,8 +107,15 @@ class Cluster:
         """What JSON gave is what the fields say (a hand-edited or damaged file may not)."""
         for name in ("user", "version", "vip", "pkg_url"):
             _check(name, getattr(self, name), str)
-        for name in ("key_path", "pkg_sha256", "kubeadm_config"):
+        for name in ("key_path", "pkg_sha256", "kubeadm_config", "lvscare_image"):
             _check(name, getattr(self, name), str | None)
+        for name in ("pod_cidr", "svc_cidr", "repo", "lvscare_mode", "interval"):
+            _check(name, getattr(self, name), str)
+        _check("cert_sans", self.cert_sans, list)
+        for san in self.cert_sans:
+            _check("cert_sans", san, str)
+        _check("years", self.years, int)
+        _check("cni", self.cni, bool)
         for target, rec in self.hosts.items():
             if rec.role not in ("master", "node"):
                 raise ValueError(f"{target}: role {rec.role!r}")

@@ -9,8 +9,10 @@ failed master stops the masters after it (etcd), not the nodes. The cluster file
 after every host. The join's token reaches each host in a 0600 file (`remote.join_file`),
 never in a command.
 
-Before anything is changed, every host is connected to and its clock checked (`clock`): one
-host off by more than --max-clock-skew stops the run with nothing done anywhere. Ctrl-C
+Before anything is changed, every host is connected to and checked (`preflight`: its clock
+against ours, swap, free ports, IPVS modules, a container runtime, a hostname of its own),
+and the results printed in one table: one host failing a check stops the run with nothing
+done anywhere (--skip-preflight: only connect). Ctrl-C
 (`interrupt`) lets the remote commands running now end, abandons uploads (their temporary
 files removed), starts nothing new and marks the rest `interrupted`; a second Ctrl-C
 (`abort`) closes every connection at once. Either way a second run continues.
@@ -27,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.cluster import clock, package, relay, remote
+from bootstrap.cluster import clock, cni, package, preflight, relay, remote
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile
 from bootstrap.cluster.progress import Reporter
 from bootstrap.cluster.ssh import (
@@ -55,6 +57,7 @@ class Settings:
     log_dir: Path
     max_skew: float = clock.DEFAULT_MAX_SKEW
     relay: bool = True  # hosts pass the package on to each other (`relay`)
+    preflight: bool = True  # False (--skip-preflight): only connect before changing hosts
 
 
 class HostFailed(Exception):
@@ -70,7 +73,8 @@ class HostRun:
     step: str = "connect"
     conn: Connection | None = None
     failed: bool = False
-    clock_off: bool = False
+    offset: float | None = None  # its clock against ours, once preflight measured it
+    facts: preflight.Facts | None = None  # what the preflight script found there
     log: list[str] = field(default_factory=list)
 
     @property
@@ -254,32 +258,107 @@ class Orchestrator:
 
     # ------------------------------------------------------------ steps
 
-    def preflight(self, run: HostRun) -> None:
-        """Connected, and its clock close enough to ours (before anything is changed)."""
+    def preflight(self, run: HostRun, facts: bool = True) -> None:
+        """Connected; unless --skip-preflight, its clock measured and (`facts`) the
+        preflight script's facts read. Nothing is judged here: `preflight_all` does, with
+        every host's facts at hand. Reads only."""
         conn = run.conn or self.connect(run)
-        if self.s.max_skew <= 0:
+        if not self.s.preflight:
             return
-        self.step(run, "clock")
+        self.step(run, "preflight")
         with self.on(run):
-            off = clock.offset(conn)
-            self.write_log(run, f"[clock] {off:+.0f} s from this machine's")
-            trouble = clock.problem(off, self.s.max_skew)
-            if trouble:
-                run.clock_off = True
-                raise StepFailed(trouble)
+            if self.s.max_skew > 0:
+                run.offset = clock.offset(conn)
+                self.write_log(run, f"[clock] {run.offset:+.0f} s from this machine's")
+            if not facts:
+                return
+            try:
+                run.facts = preflight.parse(conn.check(preflight.SCRIPT, "preflight"))
+            except preflight.BadFacts as e:
+                raise StepFailed(str(e)) from None
+            held = preflight.held_ports(run.facts, run.role)
+            if held:  # who holds them, for the table (best effort)
+                inodes = [i for p in held for i in run.facts.listening[p]]
+                out = conn.run(preflight.owners_script(inodes))
+                run.facts.owners = preflight.parse_owners(out.output)
 
-    def preflight_all(self, runs: list[HostRun]) -> bool:
-        """Every host connected and its clock checked; False (the rest skipped, nothing
-        changed anywhere) if a clock is off. An unreachable host fails alone, as later."""
-        self.parallel(runs, self.preflight)
-        skewed = [r for r in runs if r.clock_off]
-        if not skewed:
+    def member(self, run: HostRun) -> bool:
+        """The cluster file says an earlier run got the host as far as kubeadm (read before
+        this run records anything of it): its ports are its own cluster's."""
+        rec = self.cluster.hosts.get(run.target)
+        return rec is not None and preflight.ran_kubeadm(rec.result, rec.failed_step)
+
+    def preflight_all(self, runs: list[HostRun], source: HostRun | None = None) -> bool:
+        """Every host connected and checked, one table for all; False (the rest skipped,
+        nothing changed anywhere) if one fails a check. An unreachable host fails alone, as
+        later. `source` (join: the cluster's first master) gets its clock checked only;
+        without it (init) the VIP is checked against the service and pod CIDRs too."""
+        if source is None and self.s.preflight:
+            self.warn_vip()
+        everyone = [source, *runs] if source is not None else runs
+        # What the cluster file says of them, read before this run records anything.
+        members = {r.target for r in everyone if self.member(r)}
+        known = {r.target for r in everyone if self.cluster.hosts[r.target].result != "pending"}
+        self.parallel(everyone, lambda r: self.preflight(r, facts=r is not source))
+        if self.stop.is_set():
+            for run in everyone:
+                self.skip(run, "")  # marked interrupted
+            return False
+        if not self.s.preflight:
             return True
-        names = ", ".join(r.addr for r in skewed)
-        for run in runs:
+        checked = {r.target for r in runs}
+        others = {
+            rec.node_name: str(t)
+            for t, rec in self.cluster.hosts.items()
+            if t not in checked and rec.node_name
+        }
+        inputs = [
+            preflight.HostInput(
+                run.addr,
+                run.role,
+                run.facts,
+                run.offset,
+                run.target in members,
+                self._failure(run) if run.failed else "",
+                run.target in known,
+            )
+            for run in everyone
+        ]
+        verdict = preflight.evaluate(inputs, self.s.max_skew, others)
+        self.report.say("\n".join(["", *preflight.table(verdict), ""]))
+        by_addr = {r.addr: r for r in everyone}
+        for row in verdict.rows:
+            for check in preflight.CHECKS:
+                found = row.findings[check]
+                if found.level != preflight.OK and found.level != preflight.SKIP:
+                    self.write_log(
+                        by_addr[row.addr], f"[preflight] {check}: {found.level} {found.detail}"
+                    )
+        failing = verdict.failing()
+        if not failing:
+            return True
+        for row in failing:
+            run = by_addr[row.addr]
+            run.step = f"preflight: {', '.join(row.failures())}"
+            self.fail(run, row.reason())
+        why = verdict.blame()
+        for run in everyone:
             if not run.failed:
-                self.skip(run, f"nothing changed: the clock of {names} is off")
+                self.skip(run, f"nothing changed: {why}")
         return False
+
+    def _failure(self, run: HostRun) -> str:
+        line = self.report.lines[run.addr]
+        if line.failed_step in ("", "connect"):
+            return line.error
+        return f"{line.failed_step}: {line.error}"
+
+    def warn_vip(self) -> None:
+        """Once, loudly, before the table: a VIP a Service or Pod may be given."""
+        cluster = self.cluster
+        warning = preflight.vip_warning(cluster.vip, cluster.svc_cidr, cluster.pod_cidr)
+        if warning:
+            self.report.say("\n" + warning)
 
     def relay_package(
         self, runs: list[HostRun], pkg: package.Package, sources: tuple[HostRun, ...] = ()
@@ -366,12 +445,14 @@ class Orchestrator:
 
     def cluster_args(self, masters: list[Target]) -> list[str]:
         template = package.REMOTE_TEMPLATE if self.cluster.kubeadm_config else None
-        return remote.cluster_args(
+        args = remote.cluster_args(
             [m.ip for m in masters], self.cluster.vip, self.cluster.version, template
         )
+        return [*args, *remote.spec_args(self.cluster)]
 
     def node_args(self, masters: list[Target]) -> list[str]:
-        return remote.node_args([m.ip for m in masters], self.cluster.vip, self.cluster.version)
+        args = remote.node_args([m.ip for m in masters], self.cluster.vip, self.cluster.version)
+        return [*args, *remote.daemon_args(self.cluster)]
 
     def join_masters(
         self, runs: list[HostRun], source: HostRun, join: Join, masters: list[Target]
@@ -453,10 +534,27 @@ class Orchestrator:
             out = self.bootstrap(master0, ["master0", *self.cluster_args(self.cluster.masters)])
             with self.on(master0):
                 join = remote.parse_join(out, "bootstrap master0")
+            if self.cluster.cni:
+                self.apply_cni(master0)
         except HostFailed:
             return None
         self.succeed(master0)
         return join
+
+    def apply_cni(self, master0: HostRun) -> None:
+        """The package's CNI manifest, its pod network set to the cluster's, applied on
+        master0 with the package's kubectl (again on a re-run: `apply` is idempotent)."""
+        with self.on(master0):
+            conn = master0.connection()
+            root = package.package_root(conn)
+            manifest = cni.find_manifest(conn, root)
+        if manifest is None:  # a package without one (sealos' without-cni): nothing to do
+            return
+        self.step(master0, "cni")
+        with self.on(master0):
+            done = cni.apply(conn, root, manifest, self.cluster.pod_cidr)
+            self.report.step(master0.addr, "cni", done)
+            self.write_log(master0, f"[cni] {done}")
 
     def fresh_join(self, source: HostRun) -> Join | None:
         """A new bootstrap token from a master; None if it failed."""
@@ -484,7 +582,7 @@ class Orchestrator:
         masters = [self.add(m, "master") for m in new_masters]
         nodes = [self.add(n, "node") for n in new_nodes]
         self.connect_or_stop(source, [*masters, *nodes])
-        if source.failed or not self.preflight_all([source, *masters, *nodes]):
+        if source.failed or not self.preflight_all([*masters, *nodes], source):
             return
         join = self.fresh_join(source)
         if join is None:

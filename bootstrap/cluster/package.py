@@ -201,8 +201,10 @@ def run_init(conn: Connection, root: str, digest: str, on_line: Progress | None 
 
 
 def remove_from_host(conn: Connection) -> list[str]:
-    """Undo init: shell/clean.sh if the package has one, bin/ files that init.sh installed
-    (only where identical to the package's, so a runtime there before stays), REMOTE_DIR."""
+    """Undo init: the package's shell/clean.sh, which knows what its init.sh did; for a
+    package without one, the bin/ files init.sh installed (only where identical to the
+    package's, so a runtime there before stays); then REMOTE_DIR. A clean.sh that fails
+    keeps REMOTE_DIR, so that running clean again runs it again."""
     problems: list[str] = []
     exists = conn.run(f"[ -d {shlex.quote(REMOTE_TREE)} ]")
     if exists.code == 0:
@@ -212,9 +214,14 @@ def remove_from_host(conn: Connection) -> list[str]:
             root = ""
         if root:
             q = shlex.quote(root)
-            result = conn.run(f"if [ -f {q}/shell/clean.sh ]; then cd {q}/shell && sh clean.sh; fi")
-            if result.code != 0:
-                problems.append(f"shell/clean.sh: {result.last_line()}")
+            has_clean = conn.run(f"[ -f {q}/shell/clean.sh ]").code == 0
+            if has_clean:
+                result = conn.run(f"cd {q}/shell && sh clean.sh")
+                if result.code != 0:
+                    return [f"shell/clean.sh: {result.last_line()} (run clean again to retry)"]
+                root = ""
+        if root:
+            q = shlex.quote(root)
             dirs = " ".join(shlex.quote(d) for d in BIN_DIRS)
             result = conn.run(
                 f'for f in {q}/bin/*; do [ -f "$f" ] || continue; n=$(basename "$f"); '

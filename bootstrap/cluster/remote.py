@@ -14,10 +14,13 @@ import hashlib
 import shlex
 from collections.abc import Callable, Iterator
 
+from bootstrap.cluster.cluster_file import DEFAULT_YEARS, Cluster
 from bootstrap.cluster.package import REMOTE_DIR
 from bootstrap.cluster.ssh import TRANSPORT_ERRORS, Connection
 from bootstrap.defaults import KUBERNETES_DIR
 from bootstrap.errors import StepFailed
+from bootstrap.host.kubeadm_config import DEFAULT_POD_CIDR, DEFAULT_REPO, DEFAULT_SVC_CIDR
+from bootstrap.host.lvscare_rules import Daemon
 from bootstrap.host.pki import SHARED_FILES
 from bootstrap.join import Join, find_join
 
@@ -59,6 +62,35 @@ def cluster_args(masters: list[str], vip: str, version: str, template: str | Non
     args += ["--vip", vip, "--version", version]
     if template:
         args += ["--kubeadm-config", template]
+    return args
+
+
+def spec_args(cluster: Cluster) -> list[str]:
+    """The cluster's kubeadm settings for `bootstrap master0` / `master --join`, those that
+    differ from the single-host commands' defaults (which are init's too)."""
+    args: list[str] = []
+    if cluster.pod_cidr != DEFAULT_POD_CIDR:
+        args += ["--pod-cidr", cluster.pod_cidr]
+    if cluster.svc_cidr != DEFAULT_SVC_CIDR:
+        args += ["--svc-cidr", cluster.svc_cidr]
+    if cluster.repo != DEFAULT_REPO:
+        args += ["--repo", cluster.repo]
+    for san in cluster.cert_sans:
+        args += ["--cert-sans", san]
+    if cluster.years != DEFAULT_YEARS:
+        args += ["--years", str(cluster.years)]
+    return args
+
+
+def daemon_args(cluster: Cluster) -> list[str]:
+    """The node daemon's settings for `bootstrap node`, where not the defaults."""
+    args: list[str] = []
+    if cluster.lvscare_image:
+        args += ["--lvscare-image", cluster.lvscare_image]
+    if cluster.lvscare_mode != Daemon.mode:
+        args += ["--lvscare-mode", cluster.lvscare_mode]
+    if cluster.interval != Daemon.interval:
+        args += ["--interval", cluster.interval]
     return args
 
 

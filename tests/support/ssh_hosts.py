@@ -19,6 +19,7 @@ sets the clock right for every process started after).
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import random
@@ -27,6 +28,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +52,31 @@ FAKETIME_RC = "/etc/faketimerc"  # libfaketime's offset (e.g. "+1h") when $FAKET
 # Inside a host, the overlays' upper layers (under up/): every file its processes wrote.
 UPPER_VIEW = "/mnt"
 SSHD = "/usr/sbin/sshd"
+# How long sshd may take to answer: in the kernel lab (emulated CPU, the overlays over 9p)
+# a host's boot takes tens of seconds.
+SSHD_START = 180.0 if os.environ.get("LVSCARE_LAB_VM") else 10.0
 HOST_KEY = "/run/lvpy-host-key"  # inside the host's own /run, so rekey() can replace it
+# What preflight asks of a host, given to every lab host so init and join go through it:
+# IPVS modules `modprobe -n` finds (this kernel has none: empty .ko files and the index
+# depmod makes of them, in the host's /usr; a kernel that has them, as the kernel lab VM's,
+# is left alone) and a container runtime's socket with something listening (a stand-in that
+# accepts and closes; the kernel lab has the real IPVS, and can give hosts a real
+# containerd's socket). RUNTIME_FILE holds the socket's path; a test's `setup` may change it,
+# remove it (no runtime) or put a real socket there (no stand-in), before boot starts it.
+IPVS_MODULES = ("ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh")
+RUNTIME_FILE = "/etc/lvpy-runtime"
+CONTAINERD_SOCK = "/run/containerd/containerd.sock"
+RUNTIME_CLIENTS = ("/usr/bin/ctr", "/usr/local/bin/ctr", "/usr/bin/docker", "/usr/local/bin/docker")
+RUNTIME_MARK = "lvpy-runtime-stand-in"  # in its argv: cut() spares it, as a daemon
+RUNTIME_STAND_IN = """\
+import os, socket, sys
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(64)
+while True:
+    s.accept()[0].close()
+"""
 
 
 def sh(*argv: str, check: bool = True, input: bytes | None = None) -> str:
@@ -81,11 +107,24 @@ def _answers(ip: str, port: int) -> bool:
 
 def _wait_port(ip: str, port: int, proc: subprocess.Popen[bytes], stderr: Path) -> None:
     """Until sshd answers; an sshd that exits stops the wait at once, with its stderr."""
-    up = wait_until(lambda: proc.poll() is not None or _answers(ip, port), 10.0, 0.025)
+    up = wait_until(lambda: proc.poll() is not None or _answers(ip, port), SSHD_START, 0.025)
     if proc.poll() is not None:
         raise RuntimeError(f"sshd on {ip}:{port} exited: {stderr.read_text(errors='replace')}")
     if not up:
         raise RuntimeError(f"sshd on {ip}:{port} does not answer")
+
+
+def ipvs_modules() -> list[str]:
+    """Shell giving the host IPVS modules `modprobe -n` finds, where the kernel has none."""
+    ipvs = "/usr/lib/modules/$(uname -r)/kernel/net/netfilter/ipvs"
+    return [
+        f"if ! modprobe -n -q {IPVS_MODULES[-1]} 2>/dev/null &&",
+        '    [ "$(readlink -f /lib)" = /usr/lib ]; then',  # only into the overlaid /usr
+        f"    mkdir -p {ipvs}",
+        f"    for m in {' '.join(IPVS_MODULES)}; do : > {ipvs}/$m.ko; done",
+        '    depmod "$(uname -r)" 2>/dev/null || true',
+        "fi",
+    ]
 
 
 @dataclass
@@ -176,10 +215,10 @@ class Host:
                 found.append([a.decode(errors="replace") for a in argv])
         return found
 
-    def _kill(self, spare: int | None = None) -> None:
+    def _kill(self, spare: frozenset[int] = frozenset()) -> None:
         """SIGKILL every process of the host but `spare`, until none is left (they fork)."""
         for _ in range(50):
-            pids = [p for p in self.pids() if p != spare]
+            pids = [p for p in self.pids() if p not in spare]
             if not pids:
                 return
             for pid in pids:
@@ -192,7 +231,12 @@ class Host:
         """Kill every SSH session (sshd's per-connection processes and what they run), not
         the listener: the client's connections end as when the network drops them."""
         assert self.proc is not None
-        self._kill(spare=self.proc.pid)
+        spare = {self.proc.pid}
+        for pid in self.pids():  # the runtime stand-in is a daemon, not a session
+            with contextlib.suppress(OSError):
+                if RUNTIME_MARK.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    spare.add(pid)
+        self._kill(spare=frozenset(spare))
 
     def reboot(self) -> None:
         """As a power cut and a boot: every process killed, then sshd started again in the
@@ -208,7 +252,8 @@ class Host:
             # entered from the new one it makes.
             net = f"--net=/run/netns/{self.ns}"
             start = ["nsenter", net, f"--mount={keep}", "unshare", "-u", "sh", "-c"]
-            self.proc = self.lab.start(self, start, "\n".join(["set -e", *self.boot_script()]))
+            script = "\n".join(["set -e", *self.boot_script(), *self.services()])
+            self.proc = self.lab.start(self, start, script)
             _wait_port(self.ip, self.port, self.proc, self.dir / "sshd.err")
         finally:
             sh("umount", str(keep), check=False)
@@ -222,6 +267,22 @@ class Host:
             f"install -m 666 /dev/null {SFTP_LOG}",  # any user's sftp-server logs here
             f"install -m 600 {self.dir}/host_key {HOST_KEY}",
             f"hostname {self.name}",
+        ]
+
+    def services(self) -> list[str]:
+        """What a boot starts after `setup`: the container runtime stand-in on the socket
+        RUNTIME_FILE names (none if it is gone, or if `setup` put a real runtime's socket
+        there), waited for until it listens. It speaks no runtime API, so the clients this
+        machine may have (ctr would wait on it) are taken from the host, as kubeadm is."""
+        start = (
+            f'{sys.executable} -S -c {shlex.quote(RUNTIME_STAND_IN)} "$sock" {RUNTIME_MARK}'
+            " </dev/null >/dev/null 2>&1 &"
+        )
+        return [
+            f'if [ -s {RUNTIME_FILE} ] && sock=$(cat {RUNTIME_FILE}) && [ ! -S "$sock" ]; then',
+            f"    rm -f {' '.join(RUNTIME_CLIENTS)}; {start}",
+            '    i=0; while [ ! -S "$sock" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done',
+            "fi",
         ]
 
     def limit_rate(self, mbit: float) -> None:
@@ -313,16 +374,24 @@ class Lab:
         _wait_port(host.ip, port, host.proc, host.dir / "sshd.err")
         return host
 
-    def many(self, names: list[str], setup: str = "") -> list[Host]:
-        """Several hosts started at once (a big lab in the time of one host)."""
-        hosts = [self.boot(name, 22, setup, "") for name in names]
+    def many(self, names: list[str], setup: str = "", hide: tuple[str, ...] = ()) -> list[Host]:
+        """Several hosts started at once (a big lab in the time of one host); `hide`: paths
+        (globs) that do not exist on them (see `boot`)."""
+        hosts = [self.boot(name, 22, setup, "", hide) for name in names]
         for host in hosts:
             assert host.proc is not None
             _wait_port(host.ip, host.port, host.proc, host.dir / "sshd.err")
         return hosts
 
-    def boot(self, name: str, port: int, setup: str, clock: str) -> Host:
-        """A new host's namespaces, disk and sshd, started; not waited for."""
+    def boot(
+        self, name: str, port: int, setup: str, clock: str, hide: tuple[str, ...] = ()
+    ) -> Host:
+        """A new host's namespaces, disk and sshd, started; not waited for. `hide`: paths
+        (globs, under the overlaid directories) the host does not have, as whiteouts in the
+        upper layers made before the overlays are mounted: removing a big tree through an
+        overlay (a Python installation) writes a whiteout per file, which takes minutes
+        over the kernel lab's 9p."""
+        hidden = sorted({p for pattern in hide for p in glob.glob(pattern)})
         index = len(self.namespaces) + 1
         ns, ip = self.netns(index)
         hdir = self.root / f"host-{index}-{name}"
@@ -349,10 +418,18 @@ class Lab:
         for d in OVERLAID:  # /tmp last: hdir is under it
             if os.path.isdir(d):
                 u, w = f"{scratch}/up{d}", f"{scratch}/work{d}"
+                whiteouts = "".join(
+                    f"mkdir -p {shlex.quote(os.path.dirname(u + p[len(d) :]))} && "
+                    f"mknod {shlex.quote(u + p[len(d) :])} c 0 0 && "
+                    for p in hidden
+                    if p.startswith(d + "/")
+                )
                 overlays.append(
-                    f"mkdir -p {u} {w} && chmod --reference={d} {u} && "
+                    f"mkdir -p {u} {w} && chmod --reference={d} {u} && {whiteouts}"
                     f"chown --reference={d} {u} && mount -t overlay overlay "
                     f"-o lowerdir={d},upperdir={u},workdir={w} {d}"
+                    # The lab VM's /tmp takes no overlay: a fresh one there.
+                    + (" || mount -t tmpfs -o mode=1777 lvpy-tmp /tmp" if d == "/tmp" else "")
                 )
         script = "\n".join(
             [
@@ -360,8 +437,8 @@ class Lab:
                 f"mount -t tmpfs -o size=2g lvpy {scratch}",
                 f"cp {hdir}/sshd_config {hdir}/host_key {scratch}/",
                 f"mount --bind {scratch} {UPPER_VIEW}",  # the /tmp overlay hides scratch
-                *[o for o in overlays if not o.endswith(" /tmp")],
-                *[o for o in overlays if o.endswith(" /tmp")],
+                *[o for o in overlays if not o.endswith((" /tmp", "lvpy-tmp /tmp"))],
+                *[o for o in overlays if o.endswith((" /tmp", "lvpy-tmp /tmp"))],
                 *host.boot_script(),
                 f"printf '127.0.0.1\\tlocalhost\\n{ip}\\t{name}\\n' > /etc/hosts",
                 f"echo {shlex.quote('root:' + self.root_password)} | chpasswd",
@@ -373,7 +450,10 @@ class Lab:
                 f"rm -f {CALLS_LOG} {FAKETIME_RC} /usr/local/bin/kubeadm /usr/local/bin/kubectl "
                 "/usr/local/bin/bootstrap",
                 f"echo {shlex.quote(clock)} > {FAKETIME_RC}" if clock else "",
+                *ipvs_modules(),
+                f"echo {CONTAINERD_SOCK} > {RUNTIME_FILE}",
                 setup,
+                *host.services(),
             ]
         )
         argv = ["ip", "netns", "exec", ns, "unshare", "-m", "-u", "--propagation", "private"]

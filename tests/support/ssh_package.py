@@ -45,7 +45,9 @@ sys.dont_write_bytecode = True
 {RECORD}
 from bootstrap.cli import main
 from bootstrap.host import lvscare_rules
-lvscare_rules.create_rules = lambda vs, rs: record(["ipvs", "create", vs, *rs])
+lvscare_rules.create_rules = lambda vs, rs, daemon: record(
+    ["ipvs", "create", vs, *rs, *([f"--mode={{daemon.mode}}"] if daemon.mode != "route" else [])]
+)
 lvscare_rules.remove_rules = lambda vs: record(["ipvs", "remove", vs])
 main()
 """
@@ -66,13 +68,21 @@ echo '{{"argv": ["init.sh"]}}' >> {CALLS_LOG}
 
 CLEAN_SH = f"""\
 #!/bin/sh
+cd "$(dirname "$0")/.."
+for f in bin/*; do
+    n=/usr/local/bin/$(basename "$f")
+    if cmp -s "$f" "$n"; then rm -f "$n"; fi
+done
 echo '{{"argv": ["clean.sh"]}}' >> {CALLS_LOG}
 """
 
 
-def build(path: Path, padding: int = 1024, top: str = "kube", noise: int = 0) -> Path:
+def build(
+    path: Path, padding: int = 1024, top: str = "kube", noise: int = 0, cni: str | None = None
+) -> Path:
     """The package as kube.tar.gz; `padding` random-ish bytes in images/ to give it size,
-    `noise` bytes that do not compress (the package is then at least that big)."""
+    `noise` bytes that do not compress (the package is then at least that big), `cni` a
+    manifest in conf/net/."""
     files = {
         "bin/kubeadm": (KUBEADM, 0o755),
         "bin/kubectl": (KUBECTL, 0o755),
@@ -81,6 +91,8 @@ def build(path: Path, padding: int = 1024, top: str = "kube", noise: int = 0) ->
         "shell/clean.sh": (CLEAN_SH, 0o755),
         "conf/README": ("configuration files of the package\n", 0o644),
     }
+    if cni is not None:
+        files["conf/net/cni.yaml"] = (cni, 0o644)
     with tarfile.open(path, "w:gz") as tar:
         for name, (text, mode) in files.items():
             data = text.encode()
