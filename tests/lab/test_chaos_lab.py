@@ -1,6 +1,6 @@
 """Chaos in the kernel lab (issue 15, point 3): a compressed soak.
 
-For LVSCARE_CHAOS_SECONDS (CI: the default, 120; the ten-minute run is in the README), one
+For LVSCARE_CHAOS_SECONDS (CI: the default, 60; the ten-minute run is in the README), one
 random fault every few seconds: on a random master (kill, blackhole, hang, HTTP 500, a TLS
 failure, a flap, a recovery), on the table (`ipvsadm -C`, a foreign weight change) or on
 lvscare itself (SIGKILL and a restart). A client opens TCP connections through the VIP at
@@ -40,7 +40,7 @@ from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.kernel
 
-SECONDS = float(os.environ.get("LVSCARE_CHAOS_SECONDS", "120"))
+SECONDS = float(os.environ.get("LVSCARE_CHAOS_SECONDS", "60"))
 SEED = int(os.environ.get("LVSCARE_CHAOS_SEED", str(random.SystemRandom().randrange(10**6))))
 FLAGS = ("--interval", "1", "--health-timeout", "1.5")
 CONVERGE_GUARD = 90.0  # seconds: not a promise, only the point at which a run is stuck
