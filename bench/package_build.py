@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import statistics
 import subprocess
@@ -43,27 +42,10 @@ def tree_sha(path: Path) -> str:
 
 
 def build(work: Path, cache: Path) -> tuple[float, Path]:
-    bin_dir = bp.write_bin(work / "bin")
-    cni = work / bp.CNI_FILE
-    cni.write_text(bp.CALICO)
+    work.mkdir(parents=True)
     out = work / "kube.tar.gz"
-    argv = [
-        sys.executable,
-        "-c",
-        "from bootstrap.cli import main; main()",
-        "package",
-        "build",
-        "--bin",
-        str(bin_dir),
-        "--cni",
-        str(cni),
-        "--cache",
-        str(cache),
-        "-o",
-        str(out),
-    ]
     start = time.monotonic()
-    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, env={**os.environ})
+    bp.build_package(work, out, cache)
     return time.monotonic() - start, out
 
 

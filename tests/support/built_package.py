@@ -8,15 +8,15 @@ the package is real: the one-file `bootstrap` and `lvscare` from PyInstaller, th
 image archive, init.sh and clean.sh.
 
 Built once per checkout state (the executables' cache key and these scripts) under
-.lab/built/, which the kernel lab sees too: `python -m tests.support.built_package` (the
-test script runs it before the host tests) or the `built_package` fixture.
+.lab/built/ by `built_package()`: `python -m tests.support.built_package` (the test script
+runs it before the host tests) or a host test's fixture. The kernel lab, which cannot run
+PyInstaller, takes the one the host built last (`existing_package()`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -197,41 +197,34 @@ def _build(out: Path) -> None:
     for old in BUILT.glob("kube-*.tar.gz"):
         old.unlink()
     with tempfile.TemporaryDirectory(dir=BUILT) as tmp:
-        bin_dir = write_bin(Path(tmp) / "bin")
-        cni = Path(tmp) / CNI_FILE
-        cni.write_text(CALICO)
-        argv = [
-            sys.executable,
-            "-c",
-            "from bootstrap.cli import main; main()",
-            "package",
-            "build",
-            "--bin",
-            str(bin_dir),
-            "--cni",
-            str(cni),
-            "--cache",
-            str(CACHE),
-            "-o",
-            str(out),
-        ]
-        env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"bootstrap package build failed:\n{proc.stdout}{proc.stderr}")
+        build_package(Path(tmp), out)
 
 
-def executables_dir() -> Path:
-    """Where the package's executables were built (the one-directory lvscare among them)."""
-    from bootstrap.build.executables import build
-
-    return build(CACHE).lvscare_dir.parent
-
-
-def unpacked(into: Path) -> Path:
-    """The built package unpacked into `into`; its top directory."""
-    shutil.unpack_archive(built_package(), into)
-    return into / "kube"
+def build_package(work: Path, out: Path, cache: Path = CACHE) -> None:
+    """`bootstrap package build` as a user runs it (its own process), from the stand-ins
+    and the Calico manifest written into `work`."""
+    bin_dir = write_bin(work / "bin")
+    cni = work / CNI_FILE
+    cni.write_text(CALICO)
+    argv = [
+        sys.executable,
+        "-c",
+        "from bootstrap.cli import main; main()",
+        "package",
+        "build",
+        "--bin",
+        str(bin_dir),
+        "--cni",
+        str(cni),
+        "--cache",
+        str(cache),
+        "-o",
+        str(out),
+    ]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bootstrap package build failed:\n{proc.stdout}{proc.stderr}")
 
 
 if __name__ == "__main__":
