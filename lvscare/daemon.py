@@ -29,6 +29,7 @@ from lvscare.kernel.setup import prepare_kernel
 from lvscare.kernel.vip import vip_host_for
 from lvscare.probe.http import HTTPProber
 from lvscare.probe.thread import ThreadedProber
+from lvscare.realtime import leave as leave_realtime
 from lvscare.realtime import run_ahead
 from lvscare.telemetry.hub import Telemetry
 
@@ -147,6 +148,8 @@ class Daemon:
         loop_task = asyncio.create_task(self.care.run(stop, freeze_startup_objects))
         stop_task = asyncio.create_task(stop.wait())
         await asyncio.wait({loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if realtime is not None:
+            leave_realtime()
         # Do not wait for a round in flight: probes may take up to their timeout.
         loop_task.cancel()
         stop_task.cancel()

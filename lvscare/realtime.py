@@ -52,6 +52,15 @@ def give_up(signum: int | None = None, frame: FrameType | None = None) -> None:
     )
 
 
+def leave() -> None:
+    """Every thread ordinary again, for shutdown: once serving is over nothing needs to run
+    ahead, and at interpreter exit Python puts SIGXCPU back to its default action, which
+    would kill a real-time thread whose teardown computes RUN_LIMIT without blocking (seen
+    in the emulated lab: exit -24 instead of 0)."""
+    with contextlib.suppress(OSError):
+        _set_all(os.SCHED_OTHER, 0)
+
+
 def run_ahead(priority: int) -> str | None:
     """Every thread lvscare has now real-time at `priority` (threads and processes started
     later are ordinary); None when done, else why not (lvscare then runs as an ordinary

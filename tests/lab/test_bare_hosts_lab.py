@@ -21,6 +21,7 @@ import yaml
 
 from tests.support import built_package as bp
 from tests.support import containerd
+from tests.support.labnet import modules_as_before
 from tests.support.ssh_client import Client, bootstrap, init_args, lab_and_client
 from tests.support.ssh_hosts import Host, Lab
 
@@ -73,7 +74,11 @@ class Bare:
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bare]:
     root = tmp_path_factory.mktemp("bare")
-    with containerd.Containerd() as runtime, lab_and_client(root) as (lab, client):
+    with (
+        modules_as_before(),  # init.sh loads br_netfilter and more: gone again after
+        containerd.Containerd() as runtime,
+        lab_and_client(root) as (lab, client),
+    ):
         yield Bare(lab, client, runtime)
 
 

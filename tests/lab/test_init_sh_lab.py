@@ -16,10 +16,12 @@ import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bootstrap.host import runtime
+from tests.support.labnet import loaded_modules
 from tests.support.sandbox import IMAGE, IMAGE_GZ, MODULES, SYSCTLS, Sandbox, lines, package
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1200)]
@@ -29,8 +31,7 @@ UNLOAD_ORDER = ("ip_vs_sh", "ip_vs_wrr", "ip_vs_rr", "ip_vs", "br_netfilter", "n
 FSTAB = "# /etc/fstab of the lab's test host\ntmpfs /scratch tmpfs defaults 0 0\n"
 
 
-def loaded() -> set[str]:
-    return {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
+loaded = loaded_modules
 
 
 def active_swaps() -> list[str]:
@@ -38,10 +39,15 @@ def active_swaps() -> list[str]:
 
 
 @pytest.fixture
-def kernel_as_before() -> Iterator[set[str]]:
+def kernel_as_before(_shared_lab: Any) -> Iterator[set[str]]:
     """The modules init.sh is to load, unloaded first as far as the kernel lets them go (what
     is left is yielded); after the test the lab's kernel gets back the modules it had
-    (scripts/lab loads ip_vs at boot) and loses the others, where nothing uses them."""
+    (scripts/lab loads ip_vs at boot) and loses the others, where nothing uses them. The
+    shared lab of masters is taken down first, and built again by the next test that wants
+    it: under it the modules' coming and going left its bridge gone (seen in CI)."""
+    if _shared_lab.lab is not None:
+        _shared_lab.lab.destroy()
+        _shared_lab.lab = None
     lab_had = loaded()
     for name in UNLOAD_ORDER:
         subprocess.run(["modprobe", "-r", "-q", name], check=False)

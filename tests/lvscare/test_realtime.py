@@ -94,3 +94,21 @@ def test_without_cap_sys_nice_it_says_why_and_stays_ordinary() -> None:
 def test_a_priority_out_of_range_is_refused(priority: int) -> None:
     with pytest.raises(ValueError, match=f"real-time priority {priority}"):
         realtime.run_ahead(priority)
+
+
+def test_leaving_makes_every_thread_ordinary_again_for_shutdown() -> None:
+    """At exit Python restores SIGXCPU's default action: a real-time thread that then
+    computes RUN_LIMIT without blocking would kill the process (exit -24, not 0)."""
+    got = child("""
+        stop = threading.Event()
+        worker = threading.Thread(target=stop.wait)
+        worker.start()
+        why_not = realtime.run_ahead(1)
+        during = sorted(realtime.policy_of_all())
+        realtime.leave()
+        after = sorted(realtime.policy_of_all())
+        stop.set()
+        print(json.dumps({"why_not": why_not, "during": during, "after": after}))
+    """)
+    assert got["why_not"] is None, got
+    assert got["during"] == [SCHED_RR] and got["after"] == [SCHED_OTHER]

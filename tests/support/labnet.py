@@ -485,6 +485,26 @@ def ipvs_clear() -> None:
 # -- processes under test ---------------------------------------------------------------------
 
 
+def loaded_modules() -> set[str]:
+    """The kernel modules loaded now (/proc/modules)."""
+    return {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
+
+
+@contextlib.contextmanager
+def modules_as_before() -> Iterator[set[str]]:
+    """Modules loaded during the block are unloaded after it, where nothing uses them: the
+    lab's kernel is shared by every test of a boot, and one module changes the others'
+    network (br_netfilter, which the package's init.sh loads, sends bridged traffic
+    through netfilter, the lab's masters' bridge included)."""
+    before = loaded_modules()
+    try:
+        yield before
+    finally:
+        for _ in range(3):  # a module goes once the ones using it have gone
+            for name in sorted(loaded_modules() - before):
+                subprocess.run(["modprobe", "-r", "-q", name], capture_output=True, check=False)
+
+
 @dataclass
 class Stopped:
     code: int
