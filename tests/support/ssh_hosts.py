@@ -39,6 +39,21 @@ from tests.support.wait import wait_until
 PREFIX = "lvpy-ssh-"
 OVERLAID = ("/etc", "/usr", "/var", "/root", "/opt", "/home", "/srv", "/work", "/tmp")
 CALLS_LOG = "/var/log/lvpy-calls.jsonl"
+
+
+def overlaid_for(hidden: list[str]) -> tuple[str, ...]:
+    """OVERLAID, and the top directory of every hidden path outside it (a checkout under
+    /check, as CI has it), before /tmp: a whiteout needs an overlay to live in."""
+    extra = sorted(
+        {
+            "/" + p.split("/")[1]
+            for p in hidden
+            if not any(p.startswith(d + "/") for d in OVERLAID) and p.count("/") > 1
+        }
+    )
+    return (*OVERLAID[:-1], *extra, OVERLAID[-1])
+
+
 FAIL_FILE = "/etc/lvpy-fail"  # "join" in it: the stand-in kubeadm fails `kubeadm join`
 SLOW_FILE = "/etc/lvpy-slow"  # seconds in it: each stand-in kubeadm call takes that long
 # Debian's sftp-server, logging every open with the mode it passes to open(2) (internal-sftp
@@ -415,7 +430,7 @@ class Lab:
         scratch = hdir / "scratch"
         scratch.mkdir()
         overlays = []
-        for d in OVERLAID:  # /tmp last: hdir is under it
+        for d in overlaid_for(hidden):  # /tmp last: hdir is under it
             if os.path.isdir(d):
                 u, w = f"{scratch}/up{d}", f"{scratch}/work{d}"
                 whiteouts = "".join(
