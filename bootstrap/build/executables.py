@@ -26,13 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap.cli import ON_DEMAND
 from bootstrap.errors import StepFailed
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # holds lvscare/ and bootstrap/
 PACKAGES = ("lvscare", "bootstrap")
 ENTRIES = {"lvscare": "lvscare.cli", "bootstrap": "bootstrap.cli"}
 # Imported by name at run time, which PyInstaller's analysis cannot see.
-HIDDEN_IMPORTS = ("pyroute2.iproute.linux",)
+# The commands bootstrap's CLI imports by name when asked for (bootstrap.cli.ON_DEMAND).
+HIDDEN_IMPORTS = ("pyroute2.iproute.linux", *sorted({m for m, _ in ON_DEMAND.values()}))
 # Only tests and development use these; a build in a development environment must not
 # carry them (yarl, for one, imports pydantic when it happens to be installed).
 EXCLUDES = (

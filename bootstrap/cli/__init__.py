@@ -7,6 +7,7 @@ line, exit code 1. No tracebacks for either.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
@@ -14,9 +15,13 @@ import click
 from bootstrap.cli import host
 from bootstrap.errors import BadInput, StepFailed
 
-# Loaded on demand: on a host, `bootstrap node` never imports the SSH library.
-CLUSTER_COMMANDS = ("init", "join")
-PACKAGE_COMMAND = "package"  # builds on the operator's machine: PyInstaller, image writer
+# Loaded on demand: on a host, `bootstrap node` never imports the SSH library, nor the
+# package builder (PyInstaller, the image writer). Name: (module, its attribute).
+ON_DEMAND = {
+    "init": ("bootstrap.cli.cluster", "init_command"),
+    "join": ("bootstrap.cli.cluster", "join_command"),
+    "package": ("bootstrap.cli.package", "package_group"),
+}
 
 
 class _Group(click.Group):
@@ -30,17 +35,14 @@ class _Group(click.Group):
             raise click.exceptions.Exit(e.exit_code) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *CLUSTER_COMMANDS, PACKAGE_COMMAND})
+        return sorted({*super().list_commands(ctx), *ON_DEMAND})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in CLUSTER_COMMANDS:
-            from bootstrap.cli import cluster
-
-            return cluster.COMMANDS[cmd_name]
-        if cmd_name == PACKAGE_COMMAND:
-            from bootstrap.cli import package
-
-            return package.package_group
+        if cmd_name in ON_DEMAND:
+            module, attribute = ON_DEMAND[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
         return super().get_command(ctx, cmd_name)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from bootstrap.cli.options import (
+    cluster_name_option,
     cluster_spec_options,
     host_list_options,
     lvscare_daemon_options,
@@ -37,7 +38,6 @@ from bootstrap.defaults import (
     MAX_CLOCK_SKEW,
     PASSPHRASE_ENV,
     PASSWORD_ENV,
-    cluster_home,
     setting,
 )
 from bootstrap.errors import BadInput, Interrupted, StepFailed
@@ -70,6 +70,7 @@ def _password(given: str | None, needed: bool) -> str | None:
 
 
 def _settings(
+    cfile: ClusterFile,
     user: str,
     passwd: str | None,
     pk: str | None,
@@ -103,9 +104,15 @@ def _settings(
     auth.load_key()  # a wrong passphrase is bad input, said once, before any host
     known = KnownHosts(Path.home() / ".ssh" / "known_hosts", accept_new_host_keys)
     max_skew = clock.parse_max_skew(max_clock_skew)
-    logs = cluster_home() / "logs"
     return Settings(
-        auth, known, ssh_timeout, parallel, logs, max_skew, relay, preflight=not skip_preflight
+        auth,
+        known,
+        ssh_timeout,
+        parallel,
+        cfile.logs,
+        max_skew,
+        relay,
+        preflight=not skip_preflight,
     )
 
 
@@ -175,6 +182,7 @@ def _template(path: str | None) -> bytes | None:
 
 @click.command("init")
 @host_list_options
+@cluster_name_option
 @ssh_options
 @package_options
 @preflight_options
@@ -217,6 +225,7 @@ def init_command(
     lvscare_mode: str,
     interval: str,
     cni_choice: str,
+    cluster_name: str | None,
     **ssh: Any,
 ) -> None:
     """Install a whole cluster over SSH from an offline package.
@@ -248,9 +257,9 @@ def init_command(
     lvscare_rules.check(daemon)
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
     template = _template(template_path)
-    settings = _settings(user or "root", **ssh)
+    cfile = ClusterFile(name=cluster_name)
+    settings = _settings(cfile, user or "root", **ssh)
     pkg = package.open_package(pkg_url, expected)  # last: it reads the whole package
-    cfile = ClusterFile()
     cluster = Cluster(
         masters=master_list,
         nodes=node_list,
@@ -277,12 +286,15 @@ def init_command(
     _orchestrate("init", cluster, cfile, settings, lambda orch: orch.init(pkg, template))
 
 
-def _cluster_settings(cluster: Cluster, user: str | None, pk: str | None, **ssh: Any) -> Settings:
-    return _settings(user or cluster.user, pk=pk or cluster.key_path, **ssh)
+def _cluster_settings(
+    cfile: ClusterFile, cluster: Cluster, user: str | None, pk: str | None, **ssh: Any
+) -> Settings:
+    return _settings(cfile, user or cluster.user, pk=pk or cluster.key_path, **ssh)
 
 
 @click.command("join")
 @host_list_options
+@cluster_name_option
 @ssh_options
 @package_options
 @preflight_options
@@ -293,10 +305,11 @@ def join_command(
     pk: str | None,
     pkg_url: str | None,
     pkg_sha256: str | None,
+    cluster_name: str | None,
     **ssh: Any,
 ) -> None:
     """Add masters or nodes to the cluster `init` made (the cluster file knows the rest)."""
-    cfile = ClusterFile()
+    cfile = ClusterFile(name=cluster_name)
     cluster = cfile.load()
     new_masters = _targets(masters, "--master")
     new_nodes = _targets(nodes, "--node")
@@ -310,7 +323,7 @@ def join_command(
             raise BadInput(f"{addr}: already in the cluster ({cfile.path})")
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
     template = _template(cluster.kubeadm_config)
-    settings = _cluster_settings(cluster, user, pk, **ssh)
+    settings = _cluster_settings(cfile, cluster, user, pk, **ssh)
     pkg = package.open_package(pkg_url or cluster.pkg_url, expected)  # reads it whole
     if pkg.sha256 is None and cluster.pkg_sha256:
         pkg = package.Package(pkg.source, None, cluster.pkg_sha256)
@@ -329,10 +342,11 @@ def clean_cluster(
     everything: bool,
     user: str | None,
     pk: str | None,
+    cluster_name: str | None = None,
     **ssh: Any,
 ) -> None:
     """`bootstrap clean --master/--node/--all`: hosts of the cluster file, over SSH."""
-    cfile = ClusterFile()
+    cfile = ClusterFile(name=cluster_name)
     cluster = cfile.load()
     chosen = [*_targets(masters, "--master"), *_targets(nodes, "--node")]
     if everything:
@@ -341,7 +355,7 @@ def clean_cluster(
     for addr in chosen:
         if addr not in cluster.hosts:
             raise BadInput(f"{addr}: not in the cluster ({cfile.path})")
-    settings = _cluster_settings(cluster, user, pk, **ssh)
+    settings = _cluster_settings(cfile, cluster, user, pk, **ssh)
     _orchestrate("clean", cluster, cfile, settings, lambda orch: orch.clean(chosen, everything))
 
 

@@ -16,6 +16,7 @@ import click
 from bootstrap import defaults
 from bootstrap.cli.options import (
     F,
+    cluster_name_option,
     host_list_options,
     host_options,
     join_options,
@@ -302,6 +303,7 @@ def node_command(
 )
 @host_list_options
 @click.option("--all", "everything", is_flag=True, help="Clean every host of the cluster file.")
+@cluster_name_option
 @ssh_options
 @host_options
 def clean_command(
@@ -331,6 +333,8 @@ def clean_command(
 
         clean_cluster(masters, nodes, everything, **ssh)
         return
+    if ssh.get("cluster_name"):
+        raise BadInput("--cluster is for cleaning hosts over SSH: give --master, --node or --all")
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
     problems = steps.clean(host, parse_ip(vip, "--vip") if vip else None)
     if problems:

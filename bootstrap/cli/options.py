@@ -223,6 +223,16 @@ ssh_options = _stack(
     ),
 )
 
+# Which cluster file: several clusters side by side on one workstation.
+cluster_name_option = click.option(
+    "--cluster",
+    "cluster_name",
+    default=None,
+    metavar="NAME",
+    help="Keep this cluster's file under ~/.lvscare-py/clusters/NAME/ [default: "
+    "~/.lvscare-py/cluster.json], so one workstation can manage several clusters.",
+)
+
 # The offline package `init` and `join` put on every host.
 package_options = _stack(
     click.option(

@@ -1,14 +1,17 @@
 """The cluster file: what `init` made, so `join` and `clean` need only the hosts that change.
 
-JSON in ~/.lvscare-py/cluster.json (the directory from LVSCARE_PY_HOME if set), mode 0600,
-written atomically after every host finishes, so a failure or a crash leaves the last good
-record. It holds hosts, user, key path, versions, VIP and the package checksum; never a
-password or a token.
+JSON in ~/.lvscare-py/cluster.json (the directory from LVSCARE_PY_HOME if set), or with
+`--cluster NAME` in ~/.lvscare-py/clusters/NAME/cluster.json, so one workstation keeps
+several clusters side by side; mode 0600, written atomically after every host finishes, so a
+failure or a crash leaves the last good record. It holds hosts, user, key path, versions, VIP,
+the package checksum, the apps installed and an upgrade under way; never a password or a
+token. The hosts' logs go to `logs/` beside it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,8 +29,47 @@ FILE_NAME = "cluster.json"
 FORMAT = 1
 
 
-def default_path() -> Path:
-    return cluster_home() / FILE_NAME
+CLUSTER_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
+
+
+def parse_cluster_name(name: str) -> str:
+    """--cluster NAME: a directory name, nothing that could climb out of ~/.lvscare-py."""
+    if not CLUSTER_NAME.fullmatch(name) or ".." in name:
+        raise BadInput(
+            f"--cluster {name!r}: not a cluster name (lower-case letters, digits, '.', '_' "
+            "and '-', at most 63, starting and ending with a letter or digit)"
+        )
+    return name
+
+
+def default_path(name: str | None = None) -> Path:
+    if name is None:
+        return cluster_home() / FILE_NAME
+    return cluster_home() / "clusters" / parse_cluster_name(name) / FILE_NAME
+
+
+@dataclass
+class AppRecord:
+    """An app `bootstrap install` put on the cluster, from one app package."""
+
+    name: str
+    version: str
+    sha256: str
+    images: list[str] = field(default_factory=list)  # archives loaded on every host
+    manifests: list[str] = field(default_factory=list)  # applied on master0, in this order
+
+
+@dataclass
+class UpgradeRecord:
+    """An upgrade under way: where it goes and which hosts are done, so a re-run after a
+    failed host continues from it and redoes nothing."""
+
+    from_version: str
+    to_version: str
+    pkg_url: str
+    pkg_sha256: str | None = None
+    snapshot: str | None = None  # the etcd snapshot taken on master0 first (its path there)
+    done: list[str] = field(default_factory=list)  # hosts upgraded, as written in `masters`
 
 
 @dataclass
@@ -65,6 +107,8 @@ class Cluster:
     interval: str = "5"
     cni: bool = True  # apply the package's CNI manifest on master0 (`--cni none`: False)
     hosts: dict[Target, HostRecord] = field(default_factory=dict)
+    apps: list[AppRecord] = field(default_factory=list)
+    upgrade: UpgradeRecord | None = None
 
     def record(self, addr: Target, role: str) -> HostRecord:
         rec = self.hosts.get(addr)
@@ -80,6 +124,8 @@ class Cluster:
             masters=[str(t) for t in self.masters],
             nodes=[str(t) for t in self.nodes],
             hosts={str(t): asdict(rec) for t, rec in self.hosts.items()},
+            apps=[asdict(app) for app in self.apps],
+            upgrade=asdict(self.upgrade) if self.upgrade is not None else None,
         )
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -93,11 +139,15 @@ class Cluster:
                 parse_target(k, str(where)): HostRecord(**v)
                 for k, v in data.pop("hosts", {}).items()
             }
+            apps = [AppRecord(**_dict("apps", a)) for a in _list("apps", data.pop("apps", []))]
+            upgrade = data.pop("upgrade", None)
+            if upgrade is not None:
+                data["upgrade"] = UpgradeRecord(**_dict("upgrade", upgrade))
             for role in ("masters", "nodes"):
                 if role in data:
                     _check(role, data[role], list)
                     data[role] = [parse_target(a, str(where)) for a in data[role]]
-            cluster = cls(**data, hosts=hosts)
+            cluster = cls(**data, hosts=hosts, apps=apps)
             cluster._check_types()
             return cluster
         except (ValueError, TypeError, AttributeError, RecursionError) as e:
@@ -116,12 +166,40 @@ class Cluster:
             _check("cert_sans", san, str)
         _check("years", self.years, int)
         _check("cni", self.cni, bool)
+        for app in self.apps:
+            for name in ("name", "version", "sha256"):
+                _check(f"app {name}", getattr(app, name), str)
+            for name in ("images", "manifests"):
+                _check(f"app {name}", getattr(app, name), list)
+                for item in getattr(app, name):
+                    _check(f"app {name}", item, str)
+        if self.upgrade is not None:
+            up = self.upgrade
+            for name in ("from_version", "to_version", "pkg_url"):
+                _check(f"upgrade {name}", getattr(up, name), str)
+            for name in ("pkg_sha256", "snapshot"):
+                _check(f"upgrade {name}", getattr(up, name), str | None)
+            _check("upgrade done", up.done, list)
+            for item in up.done:
+                _check("upgrade done", item, str)
         for target, rec in self.hosts.items():
             if rec.role not in ("master", "node"):
                 raise ValueError(f"{target}: role {rec.role!r}")
             _check(f"{target} result", rec.result, str)
             _check(f"{target} node_name", rec.node_name, str | None)
             _check(f"{target} failed_step", rec.failed_step, str | None)
+
+
+def _list(name: str, value: object) -> list[Any]:
+    _check(name, value, list)
+    assert isinstance(value, list)
+    return value
+
+
+def _dict(name: str, value: object) -> dict[str, Any]:
+    _check(name, value, dict)
+    assert isinstance(value, dict)
+    return value
 
 
 def _check(name: str, value: object, kind: Any) -> None:
@@ -134,9 +212,15 @@ def _check(name: str, value: object, kind: Any) -> None:
 class ClusterFile:
     """Load and save one cluster file; saves are serialized (nodes finish in parallel)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
+    def __init__(self, path: Path | None = None, name: str | None = None) -> None:
+        self.path = path or default_path(name)
+        self.name = name
         self._lock = threading.Lock()
+
+    @property
+    def logs(self) -> Path:
+        """The hosts' logs, beside the file (each cluster its own)."""
+        return self.path.parent / "logs"
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -145,8 +229,9 @@ class ClusterFile:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            named = f" --cluster {self.name}" if self.name else ""
             raise BadInput(
-                f"{self.path}: no cluster file; make the cluster with `bootstrap init` first"
+                f"{self.path}: no cluster file; make the cluster with `bootstrap init{named}` first"
             ) from None
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
