@@ -34,7 +34,11 @@ PACKAGES = ("lvscare", "bootstrap")
 ENTRIES = {"lvscare": "lvscare.cli", "bootstrap": "bootstrap.cli"}
 # Imported by name at run time, which PyInstaller's analysis cannot see.
 # The commands bootstrap's CLI imports by name when asked for (bootstrap.cli.ON_DEMAND).
-HIDDEN_IMPORTS = ("pyroute2.iproute.linux", *sorted({m for m, _ in ON_DEMAND.values()}))
+HIDDEN_IMPORTS = (
+    "pyroute2.iproute.linux",
+    "bootstrap.cli.certs",  # `bootstrap certs check|renew` (the certs group's own table)
+    *sorted({m for m, _ in ON_DEMAND.values()}),
+)
 # Only tests and development use these; a build in a development environment must not
 # carry them (yarl, for one, imports pydantic when it happens to be installed).
 EXCLUDES = (

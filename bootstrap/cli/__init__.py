@@ -21,6 +21,9 @@ ON_DEMAND = {
     "init": ("bootstrap.cli.cluster", "init_command"),
     "join": ("bootstrap.cli.cluster", "join_command"),
     "package": ("bootstrap.cli.package", "package_group"),
+    "upgrade": ("bootstrap.cli.upgrade", "upgrade_command"),
+    "install": ("bootstrap.cli.apps", "install_command"),
+    "status": ("bootstrap.cli.apps", "status_command"),
 }
 
 
@@ -64,6 +67,13 @@ def cli() -> None:
       bootstrap join --node IP ...
       bootstrap clean --node IP ... | --all
       bootstrap package build --bin DIR --cni calico.yaml -o kube.tar.gz   (the package)
+
+    \b
+    day 2, on the cluster init made (--cluster NAME for one of several):
+      bootstrap install --pkg-url dashboard-v2.7.0.tar.gz [--delete]   (an app)
+      bootstrap status
+      bootstrap upgrade --version v1.31.2 --pkg-url kube1.31.2.tar.gz  (one minor at a time)
+      bootstrap certs check [--warn-days 30] | certs renew [--years 99]
 
     Masters reach the apiserver as apiserver.cluster.local (in /etc/hosts) at their own
     address; nodes at the VIP, a virtual server in the kernel's IPVS table that lvscare keeps

@@ -28,8 +28,8 @@ from bootstrap.cli.options import (
     preflight_options,
     ssh_options,
 )
-from bootstrap.cluster import clock, package
-from bootstrap.cluster.cluster_file import Cluster, ClusterFile
+from bootstrap.cluster import clock, package, plans
+from bootstrap.cluster.cluster_file import Cluster, ClusterFile, HostRecord
 from bootstrap.cluster.orchestrate import HostFailed, Orchestrator, Settings
 from bootstrap.cluster.progress import Reporter
 from bootstrap.cluster.ssh import Auth, KnownHosts, Target, parse_target
@@ -56,7 +56,7 @@ from bootstrap.inputs import (
 MAX_SSH_TIMEOUT = 86400.0
 
 
-def _targets(values: tuple[str, ...], flag: str) -> list[Target]:
+def parse_targets(values: tuple[str, ...], flag: str) -> list[Target]:
     return list(dict.fromkeys(parse_target(value, flag) for value in values))
 
 
@@ -69,7 +69,7 @@ def _password(given: str | None, needed: bool) -> str | None:
     raise BadInput(f"no password: give --passwd, {PASSWORD_ENV}, or a key with --pk")
 
 
-def _settings(
+def ssh_settings(
     cfile: ClusterFile,
     user: str,
     passwd: str | None,
@@ -116,20 +116,34 @@ def _settings(
     )
 
 
-def _orchestrate(
+def orchestrate_hosts(
     what: str,
     cluster: Cluster,
     cfile: ClusterFile,
     settings: Settings,
     work: Callable[[Orchestrator], None],
+    kind: type[Orchestrator] = Orchestrator,
 ) -> None:
-    """`work` across the hosts, then the table; StepFailed naming the hosts that failed,
-    Interrupted (exit 130) after Ctrl-C."""
-    report = Reporter()
-    orch = Orchestrator(cluster, cfile, settings, report)
+    """`work` across the hosts on an Orchestrator (or a `kind` of one), then the table;
+    StepFailed naming the hosts that failed, Interrupted (exit 130) after Ctrl-C."""
+    orch = kind(cluster, cfile, settings, Reporter())
+    run_hosts(what, orch, lambda: work(orch))
+    failed = orch.report.failed()
+    if failed:
+        raise StepFailed(
+            f"{what}: {len(failed)} of {len(orch.report.lines)} hosts failed: {', '.join(failed)}"
+        )
+
+
+def run_hosts(
+    what: str, orch: Orchestrator, work: Callable[[], None], *, table: bool = True
+) -> None:
+    """`work` on the hosts with Ctrl-C handled (the first lets running steps end, the second
+    closes every connection), every connection closed after, then the table (unless
+    `table` is False: the caller prints its own); Interrupted (exit 130) after Ctrl-C."""
     try:
-        with _ctrl_c(orch):
-            work(orch)
+        with ctrl_c(orch):
+            work()
     except KeyboardInterrupt:  # the second Ctrl-C
         orch.abort()
         orch.aborted_under()
@@ -137,14 +151,10 @@ def _orchestrate(
         pass
     finally:
         orch.close_all()
-        report.print_table()
+        if table:
+            orch.report.print_table()
     if orch.stop.is_set():
         raise Interrupted(f"{what}: interrupted by Ctrl-C; run the same command again to continue")
-    failed = report.failed()
-    if failed:
-        raise StepFailed(
-            f"{what}: {len(failed)} of {len(report.lines)} hosts failed: {', '.join(failed)}"
-        )
 
 
 STOPPING = (
@@ -154,7 +164,7 @@ STOPPING = (
 
 
 @contextlib.contextmanager
-def _ctrl_c(orch: Orchestrator) -> Iterator[None]:
+def ctrl_c(orch: Orchestrator) -> Iterator[None]:
     """The first Ctrl-C lets the steps running now end (a kubeadm cut short leaves a host
     worse off than one left alone) and starts nothing new; the second stops at once."""
     if threading.current_thread() is not threading.main_thread():
@@ -238,8 +248,8 @@ def init_command(
     master0 first, the other masters one at a time, then the nodes in parallel. Run it
     again after a failure: what is done on a host is skipped.
     """
-    master_list = _targets(masters, "--master")
-    node_list = _targets(nodes, "--node")
+    master_list = parse_targets(masters, "--master")
+    node_list = parse_targets(nodes, "--node")
     if not master_list:
         raise BadInput("--master is missing: give each master, master0 first")
     both = set(master_list) & set(node_list)
@@ -258,7 +268,7 @@ def init_command(
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
     template = _template(template_path)
     cfile = ClusterFile(name=cluster_name)
-    settings = _settings(cfile, user or "root", **ssh)
+    settings = ssh_settings(cfile, user or "root", **ssh)
     pkg = package.open_package(pkg_url, expected)  # last: it reads the whole package
     cluster = Cluster(
         masters=master_list,
@@ -283,13 +293,13 @@ def init_command(
     if cfile.exists():  # a re-run: keep what is known of the hosts (node names, results)
         old = cfile.load()
         cluster.hosts = {a: r for a, r in old.hosts.items() if a in (*master_list, *node_list)}
-    _orchestrate("init", cluster, cfile, settings, lambda orch: orch.init(pkg, template))
+    orchestrate_hosts("init", cluster, cfile, settings, lambda orch: orch.init(pkg, template))
 
 
-def _cluster_settings(
+def cluster_settings(
     cfile: ClusterFile, cluster: Cluster, user: str | None, pk: str | None, **ssh: Any
 ) -> Settings:
-    return _settings(cfile, user or cluster.user, pk=pk or cluster.key_path, **ssh)
+    return ssh_settings(cfile, user or cluster.user, pk=pk or cluster.key_path, **ssh)
 
 
 @click.command("join")
@@ -298,6 +308,24 @@ def _cluster_settings(
 @ssh_options
 @package_options
 @preflight_options
+@click.option(
+    "--version",
+    "version_text",
+    metavar="VERSION",
+    help="Without a cluster file: the cluster's Kubernetes version [default: what "
+    "`kubeadm version` says on the first --master].",
+)
+@click.option(
+    "--vip",
+    default=None,
+    metavar="IP",
+    help=f"Without a cluster file: the VIP nodes reach the masters at [default: {DEFAULT_VIP}].",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would be done on each host; connect to none, change nothing.",
+)
 def join_command(
     masters: tuple[str, ...],
     nodes: tuple[str, ...],
@@ -306,13 +334,37 @@ def join_command(
     pkg_url: str | None,
     pkg_sha256: str | None,
     cluster_name: str | None,
+    version_text: str | None,
+    vip: str | None,
+    dry_run: bool,
     **ssh: Any,
 ) -> None:
-    """Add masters or nodes to the cluster `init` made (the cluster file knows the rest)."""
+    """Add masters or nodes to the cluster `init` made (the cluster file knows the rest).
+
+    \b
+    Without a cluster file (a cluster the seed system, sealos, made), its form:
+      bootstrap join --master 192.168.0.2 --master 192.168.0.3 --node 192.168.0.5 \\
+          --user root --pk ~/.ssh/id_rsa --pkg-url /root/kube1.30.4.tar.gz
+
+    There --master names the cluster's masters (master0 first: it gives the join token and
+    its kubeadm the version) and --node the hosts to join. A node the seed made is taken
+    over: its lvscare pod (kube-sealyun-lvscare.yaml) moved to /var/lib/lvscare-py/adopted/,
+    ours in its place, its kubeadm join kept. The cluster file is then written, so later
+    `join` and `clean` need only the hosts that change.
+    """
     cfile = ClusterFile(name=cluster_name)
+    if not cfile.exists():
+        _join_made_elsewhere(
+            cfile, masters, nodes, user, pk, pkg_url, pkg_sha256, version_text, vip, dry_run, ssh
+        )
+        return
+    if version_text or vip:
+        raise BadInput(
+            f"--version and --vip are for a cluster without a cluster file; {cfile.path} has them"
+        )
     cluster = cfile.load()
-    new_masters = _targets(masters, "--master")
-    new_nodes = _targets(nodes, "--node")
+    new_masters = parse_targets(masters, "--master")
+    new_nodes = parse_targets(nodes, "--node")
     if not new_masters and not new_nodes:
         raise BadInput("nothing to join: give --master or --node")
     for addr in (*new_masters, *new_nodes):
@@ -323,16 +375,121 @@ def join_command(
             raise BadInput(f"{addr}: already in the cluster ({cfile.path})")
     expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
     template = _template(cluster.kubeadm_config)
-    settings = _cluster_settings(cfile, cluster, user, pk, **ssh)
+    if dry_run:
+        source = pkg_url or cluster.pkg_url
+        click.echo("\n".join(plans.join_plan(cluster, new_masters, new_nodes, source, False)))
+        return
+    settings = cluster_settings(cfile, cluster, user, pk, **ssh)
     pkg = package.open_package(pkg_url or cluster.pkg_url, expected)  # reads it whole
     if pkg.sha256 is None and cluster.pkg_sha256:
         pkg = package.Package(pkg.source, None, cluster.pkg_sha256)
-    _orchestrate(
+    orchestrate_hosts(
         "join",
         cluster,
         cfile,
         settings,
         lambda orch: orch.join(new_masters, new_nodes, pkg, template),
+    )
+
+
+def _join_made_elsewhere(
+    cfile: ClusterFile,
+    masters: tuple[str, ...],
+    nodes: tuple[str, ...],
+    user: str | None,
+    pk: str | None,
+    pkg_url: str | None,
+    pkg_sha256: str | None,
+    version_text: str | None,
+    vip: str | None,
+    dry_run: bool,
+    ssh: dict[str, Any],
+) -> None:
+    """The seed's `join --master ... --node ...` with no cluster file: every input checked
+    before any host is reached; the Cluster record built from the flags."""
+    master_list = parse_targets(masters, "--master")
+    node_list = parse_targets(nodes, "--node")
+    if not master_list:
+        raise BadInput(
+            f"{cfile.path}: no cluster file; give --master (the cluster's masters, master0 "
+            "first) and --node (the hosts to join), or make the cluster with `bootstrap init`"
+        )
+    if not node_list:
+        raise BadInput(
+            "nothing to join: give --node (without a cluster file, --master names the "
+            "cluster's masters)"
+        )
+    both = set(master_list) & set(node_list)
+    if both:
+        raise BadInput(f"--node {min(both, key=str)}: also given as --master")
+    if not pkg_url:
+        raise BadInput("--pkg-url is missing: give the offline package (a file or a URL)")
+    version = str(parse_version(version_text)) if version_text else ""  # "": master0 says
+    vip_ip = parse_ip(vip or DEFAULT_VIP, "--vip")
+    expected = package.parse_sha256(pkg_sha256) if pkg_sha256 else None
+    if dry_run:
+        cluster = Cluster(master_list, [], user or "root", pk, version, vip_ip, pkg_url, None)
+        click.echo("\n".join(plans.join_plan(cluster, [], node_list, pkg_url, True)))
+        return
+    settings = ssh_settings(cfile, user or "root", pk=pk, **ssh)
+    pkg = package.open_package(pkg_url, expected)  # last: it reads the whole package
+    cluster = Cluster(
+        masters=master_list,
+        nodes=[],
+        user=settings.auth.user,
+        key_path=str(settings.auth.key_path) if settings.auth.key_path else None,
+        version=version,
+        vip=vip_ip,
+        pkg_url=pkg_url,
+        pkg_sha256=pkg.sha256,
+    )
+    for addr in master_list:  # members already: their ports are their own cluster's
+        cluster.hosts[addr] = HostRecord("master", result="ok")
+    orchestrate_hosts(
+        "join",
+        cluster,
+        cfile,
+        settings,
+        lambda orch: orch.join_made_elsewhere(node_list, pkg),
+    )
+
+
+def _clean_made_elsewhere(
+    cfile: ClusterFile,
+    masters: tuple[str, ...],
+    nodes: tuple[str, ...],
+    user: str | None,
+    pk: str | None,
+    dry_run: bool,
+    ssh: dict[str, Any],
+) -> None:
+    """The seed's `clean --master ... --node ...` with no cluster file: exactly those hosts."""
+    master_list = parse_targets(masters, "--master")
+    node_list = parse_targets(nodes, "--node")
+    both = set(master_list) & set(node_list)
+    if both:
+        raise BadInput(f"--node {min(both, key=str)}: also given as --master")
+    if dry_run:
+        roles = [*[(m, "master") for m in master_list], *[(n, "node") for n in node_list]]
+        click.echo("\n".join(plans.clean_plan(None, roles, False)))
+        return
+    settings = ssh_settings(cfile, user or "root", pk=pk, **ssh)
+    cluster = Cluster(
+        masters=master_list,
+        nodes=node_list,
+        user=settings.auth.user,
+        key_path=None,
+        version="",
+        vip=DEFAULT_VIP,
+        pkg_url="",
+        pkg_sha256=None,
+    )
+    orchestrate_hosts(
+        "clean",
+        cluster,
+        cfile,
+        settings,
+        lambda orch: orch.clean_unrecorded(master_list, node_list),
     )
 
 
@@ -343,20 +500,33 @@ def clean_cluster(
     user: str | None,
     pk: str | None,
     cluster_name: str | None = None,
+    dry_run: bool = False,
     **ssh: Any,
 ) -> None:
-    """`bootstrap clean --master/--node/--all`: hosts of the cluster file, over SSH."""
+    """`bootstrap clean --master/--node/--all`: hosts of the cluster file, over SSH; without
+    a cluster file (not with --all), exactly the hosts named (`_clean_made_elsewhere`)."""
     cfile = ClusterFile(name=cluster_name)
+    if not everything and not cfile.exists():
+        _clean_made_elsewhere(cfile, masters, nodes, user, pk, dry_run, ssh)
+        return
     cluster = cfile.load()
-    chosen = [*_targets(masters, "--master"), *_targets(nodes, "--node")]
+    chosen = [*parse_targets(masters, "--master"), *parse_targets(nodes, "--node")]
     if everything:
         chosen = [*cluster.nodes, *cluster.masters]
         chosen += [a for a in cluster.hosts if a not in chosen]
     for addr in chosen:
         if addr not in cluster.hosts:
             raise BadInput(f"{addr}: not in the cluster ({cfile.path})")
-    settings = _cluster_settings(cfile, cluster, user, pk, **ssh)
-    _orchestrate("clean", cluster, cfile, settings, lambda orch: orch.clean(chosen, everything))
+    if not everything and all(m in chosen for m in cluster.masters):
+        raise BadInput("that would clean every master: use --all to clean the whole cluster")
+    if dry_run:
+        roles = [(a, cluster.hosts[a].role) for a in chosen]
+        click.echo("\n".join(plans.clean_plan(cluster, roles, everything)))
+        return
+    settings = cluster_settings(cfile, cluster, user, pk, **ssh)
+    orchestrate_hosts(
+        "clean", cluster, cfile, settings, lambda orch: orch.clean(chosen, everything)
+    )
 
 
 COMMANDS = {"init": init_command, "join": join_command}

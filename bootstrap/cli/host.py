@@ -6,10 +6,11 @@ commands (loaded then, so that a host never loads the SSH library for its own co
 
 from __future__ import annotations
 
+import importlib
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -26,7 +27,7 @@ from bootstrap.cli.options import (
 )
 from bootstrap.defaults import APISERVER_PORT, DEFAULT_VIP
 from bootstrap.errors import BadInput, StepFailed
-from bootstrap.host import kubeadm, lvscare_rules, runtime, steps
+from bootstrap.host import kubeadm, lvscare_rules, renewal, runtime, steps
 from bootstrap.host.effects import Effects
 from bootstrap.host.kubeadm_config import (
     DEFAULT_CRI_SOCKET,
@@ -34,6 +35,7 @@ from bootstrap.host.kubeadm_config import (
     default_template,
     read_template,
 )
+from bootstrap.host.renewal import RESTART_WAIT, SERVE_TIMEOUT
 from bootstrap.host.state import State
 from bootstrap.inputs import (
     KubeVersion,
@@ -322,16 +324,22 @@ def clean_command(
 
     With --master/--node (hosts of the cluster `init` made) or --all, clean those hosts over
     SSH instead: everything init put there, and the cluster learns they are gone.
+
+    \b
+    Without a cluster file (the seed's form), exactly the hosts named are cleaned:
+      bootstrap clean --master 192.168.0.2 --node 192.168.0.5 --user root --passwd PW
+    No master is then known to stay, so `kubectl delete node` is left to you (said at the
+    end); a host without lvscare-py's bootstrap on it is left as it is.
     """
     if masters or nodes or everything:
-        if dry_run or hosts_file or kubernetes_dir or state_dir or vip:
+        if hosts_file or kubernetes_dir or state_dir or vip:
             raise BadInput(
-                "--dry-run, --vip, --hosts-file, --kubernetes-dir and --state-dir are for "
-                "cleaning this host; not with --master, --node or --all"
+                "--vip, --hosts-file, --kubernetes-dir and --state-dir are for cleaning this "
+                "host; not with --master, --node or --all"
             )
         from bootstrap.cli.cluster import clean_cluster  # the SSH side, only when asked for
 
-        clean_cluster(masters, nodes, everything, **ssh)
+        clean_cluster(masters, nodes, everything, dry_run=dry_run, **ssh)
         return
     if ssh.get("cluster_name"):
         raise BadInput("--cluster is for cleaning hosts over SSH: give --master, --node or --all")
@@ -369,11 +377,61 @@ def config_command(kind: str, version_text: str | None) -> None:
     click.echo(default_template(version), nl=False)
 
 
-@click.command("certs")
+class _CertsGroup(click.Group):
+    """`certs` with subcommands, the SSH ones loaded only when asked for (a host running
+    `bootstrap certs --years` never loads the SSH library)."""
+
+    ON_DEMAND: ClassVar[dict[str, str]] = {"check": "check_command", "renew": "renew_command"}
+    MODULE = "bootstrap.cli.certs"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.ON_DEMAND})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.ON_DEMAND:
+            command = getattr(importlib.import_module(self.MODULE), self.ON_DEMAND[cmd_name])
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group("certs", cls=_CertsGroup, invoke_without_command=True)
 @click.option("--ip", metavar="IP", help="This host's address [default: the first --master].")
+@click.option(
+    "--renew",
+    is_flag=True,
+    help="Renew this running master's certificates instead: every leaf and kubeconfig "
+    "client certificate re-signed by the kept CAs for --years, same keys and names, after a "
+    "backup to STATE_DIR/backup/certs-TIME/; then the control plane restarted. Needs no "
+    "--master or --version.",
+)
+@click.option(
+    "--restart-wait",
+    default=RESTART_WAIT,
+    show_default=True,
+    type=float,
+    metavar="SECONDS",
+    help="With --renew: how long the control plane manifests stay out of the kubelet's "
+    "directory (it looks every 20 s) before they go back.",
+)
+@click.option(
+    "--serve-timeout",
+    default=SERVE_TIMEOUT,
+    show_default=True,
+    type=float,
+    metavar="SECONDS",
+    help="With --renew: then wait this long for the local kube-apiserver to serve the "
+    "renewed certificate (HTTPS /readyz, checked against ca.crt); 0: do not wait.",
+)
 @_kubeadm_command
+@click.pass_context
 def certs_command(
+    ctx: click.Context,
+    /,
     ip: str | None,
+    renew: bool,
+    restart_wait: float,
+    serve_timeout: float,
     dry_run: bool,
     hosts_file: str | None,
     kubernetes_dir: str | None,
@@ -381,16 +439,65 @@ def certs_command(
     template_path: str | None,
     **cluster: Any,
 ) -> None:
-    """Write the kubeadm PKI and kubeconfigs for --years, so kubeadm reuses them.
+    """Write the kubeadm PKI and kubeconfigs for --years, so kubeadm reuses them; a
+    certificate that ends sooner than --years asks is re-issued from the kept CA (a CA
+    itself cannot be: it is named and kept).
 
     \b
       bootstrap certs --years 99 --master 192.168.0.2 --version v1.30.4
+      bootstrap certs --renew --years 10      (a running master, on the master)
+      bootstrap certs list [--json]           (every certificate here, with its end)
+      bootstrap certs check | renew ...       (every master of a cluster, over SSH)
     """
+    if ctx.invoked_subcommand is not None:
+        given = [
+            p.opts[0]
+            for p in ctx.command.params
+            if isinstance(p, click.Option)
+            and ctx.get_parameter_source(p.name or "") != click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            raise BadInput(
+                f"{given[0]}: give it after `certs {ctx.invoked_subcommand}`, not before"
+            )
+        return
+    if renew:
+        if cluster["masters"] or template_path:
+            raise BadInput(
+                "--renew keeps each certificate's names and needs no cluster settings: "
+                "give no --master or --kubeadm-config"
+            )
+        years = parse_years(cluster["years"])
+        wait = renewal.parse_restart_wait(restart_wait)
+        serve = renewal.parse_restart_wait(serve_timeout, "--serve-timeout")
+        host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
+        renewal.renew(host, years, wait, serve)
+        return
     spec = _spec(**cluster)
     template, source = _template(template_path, spec)
     own = parse_ip(ip, "--ip") if ip else spec.master0
     host = _host(dry_run, hosts_file, kubernetes_dir, state_dir)
     steps.certs(host, spec, template, source, own)
+
+
+@certs_command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line, for `certs check`.")
+@click.option(
+    "--kubernetes-dir",
+    metavar="DIR",
+    help="kubeadm's directory [default: /etc/kubernetes].",
+)
+def certs_list_command(as_json: bool, kubernetes_dir: str | None) -> None:
+    """Every certificate of this host (pki/, pki/etcd/, the kubeconfigs' client
+    certificates) with its end. Reads only."""
+    kdir = defaults.kubernetes_dir(kubernetes_dir)
+    if as_json:
+        click.echo(renewal.inventory_json(kdir))
+        return
+    for entry in renewal.inventory(kdir):
+        click.echo(
+            f"{entry.not_after or '-':<21} {entry.kind:<10} {entry.file} {entry.note}".rstrip()
+        )
 
 
 COMMANDS = (

@@ -116,3 +116,34 @@ def inspect_command(package: str, as_json: bool, no_verify: bool) -> None:
         raise StepFailed(f"{package}: does not match its manifest: " + "; ".join(problems))
     if not no_verify and not as_json:
         click.echo(f"\nall {len(doc['files'])} files match the manifest")
+
+
+@package_group.command("app")
+@click.argument("directory", metavar="DIR")
+@click.option("--name", metavar="NAME", help="The app's name [default: app.json's, else DIR's].")
+@click.option(
+    "--version", "version_text", metavar="VERSION", help="The app's version [default: app.json's]."
+)
+@click.option(
+    "-o", "--output", metavar="FILE.tar.gz", help="Where [default: NAME-VERSION.tar.gz here]."
+)
+def app_command(
+    directory: str, name: str | None, version_text: str | None, output: str | None
+) -> None:
+    """Build an app package for `bootstrap install` from DIR: manifests/*.yaml (applied on
+    master0 in name order), images/*.tar[.gz] (image archives, loaded on every host),
+    optionally shell/install.sh and shell/uninstall.sh. The package's app.json records the
+    name, the version and the manifests' order.
+
+    \b
+      bootstrap package app ./dashboard --version v2.7.0
+      bootstrap install --pkg-url dashboard-v2.7.0.tar.gz
+    """
+    from bootstrap.build import app_package
+
+    inputs = app_package.check_inputs(directory, name, version_text, output)
+    app = app_package.build(inputs)
+    click.echo(
+        f"{app.path}\n  {app.name} {app.version}: {len(app.manifests)} manifests, "
+        f"{len(app.images)} image archives, {app.size / 1e6:.1f} MB, sha256 {app.sha256}"
+    )

@@ -75,6 +75,7 @@ class HostRun:
     failed: bool = False
     offset: float | None = None  # its clock against ours, once preflight measured it
     facts: preflight.Facts | None = None  # what the preflight script found there
+    seed_made: bool = False  # a node the seed system joined (preflight found its pod)
     log: list[str] = field(default_factory=list)
 
     @property
@@ -100,6 +101,17 @@ class Orchestrator:
         self.aborted = False  # a second Ctrl-C: connections closed under running steps
         self.relayed: dict[Target, Target | None] = {}  # filled by the relay: who fed it
 
+    # False: the hosts' outcomes go to the table and the logs only. The cluster file's host
+    # records say how Kubernetes got onto each host; an app, a certificate check, an upgrade
+    # (which keeps its own progress) or a clean of hosts no file knows says nothing of that.
+    records_hosts = True
+
+    def record_result(self, run: HostRun, result: str, step: str | None) -> None:
+        if self.records_hosts:
+            rec = self.cluster.hosts[run.target]
+            rec.result, rec.failed_step = result, step
+            self.cfile.save(self.cluster)
+
     # ------------------------------------------------------------ Ctrl-C
 
     def interrupt(self) -> None:
@@ -124,11 +136,9 @@ class Orchestrator:
         if run.failed:
             return
         run.failed = True
-        rec = self.cluster.hosts[run.target]
-        rec.result, rec.failed_step = "interrupted", run.step
         self.report.finish(run.addr, "interrupted", run.step, f"Ctrl-C: {how}")
         self.write_log(run, f"INTERRUPTED at {run.step}")
-        self.cfile.save(self.cluster)
+        self.record_result(run, "interrupted", run.step)
 
     def progress(self, run: HostRun) -> Progress:
         """The upload's progress to the screen; after Ctrl-C it stops the upload."""
@@ -183,11 +193,9 @@ class Orchestrator:
 
     def fail(self, run: HostRun, error: str) -> None:
         run.failed = True
-        rec = self.cluster.hosts[run.target]
-        rec.result, rec.failed_step = "failed", run.step
         self.report.finish(run.addr, "failed", run.step, error)
         self.write_log(run, f"FAILED at {run.step}: {error}")
-        self.cfile.save(self.cluster)
+        self.record_result(run, "failed", run.step)
 
     def skip(self, run: HostRun, why: str) -> None:
         if self.stop.is_set():
@@ -203,10 +211,8 @@ class Orchestrator:
                 self.skip(run, f"master0 {master0.addr} failed")
 
     def succeed(self, run: HostRun) -> None:
-        rec = self.cluster.hosts[run.target]
-        rec.result, rec.failed_step = "ok", None
         self.report.finish(run.addr, "ok")
-        self.cfile.save(self.cluster)
+        self.record_result(run, "ok", None)
 
     def write_log(self, run: HostRun, line: str) -> None:
         """Per-host log of remote output (no password ever reaches a remote command, and
@@ -276,6 +282,8 @@ class Orchestrator:
                 run.facts = preflight.parse(conn.check(preflight.SCRIPT, "preflight"))
             except preflight.BadFacts as e:
                 raise StepFailed(str(e)) from None
+            if run.role == "node" and run.facts.kubelet_conf:
+                run.seed_made = remote.seed_made(conn)  # its ports are its kubelet's
             held = preflight.held_ports(run.facts, run.role)
             if held:  # who holds them, for the table (best effort)
                 inodes = [i for p in held for i in run.facts.listening[p]]
@@ -318,7 +326,9 @@ class Orchestrator:
                 run.role,
                 run.facts,
                 run.offset,
-                run.target in members,
+                # A node the seed joined is a member for join (of the cluster named by its
+                # masters); for init it is another cluster's, and its ports are checked.
+                run.target in members or (source is not None and run.seed_made),
                 self._failure(run) if run.failed else "",
                 run.target in known,
             )
@@ -400,20 +410,9 @@ class Orchestrator:
             return
         conn = run.conn or self.connect(run)
         with self.on(run):
-            if run.target in self.relayed and pkg.sha256 is not None:
-                source = self.relayed[run.target] or "this machine"
-                self.step(run, "package", f"relayed from {source}, sha256 checked there")
-                digest, sent = pkg.sha256, True
-            else:
-                self.step(run, "package")
-                digest, sent = package.distribute(conn, pkg, self.progress(run))
+            digest, sent = self.receive_package(run, pkg, self.cluster.pkg_sha256)
             if self.cluster.pkg_sha256 is None:
                 self.cluster.pkg_sha256 = digest  # a URL without --pkg-sha256: the first host's
-            elif digest != self.cluster.pkg_sha256:
-                raise StepFailed(
-                    f"sha256 mismatch: the host downloaded {digest}, "
-                    f"other hosts {self.cluster.pkg_sha256}"
-                )
             if not sent:
                 self.report.step(run.addr, "package", "already there, same sha256: not sent")
             self.step(run, "unpack")
@@ -426,6 +425,23 @@ class Orchestrator:
             remote.require_bootstrap(conn)
             if template is not None:
                 conn.write_file(package.REMOTE_TEMPLATE, template, 0o644)
+
+    def receive_package(
+        self, run: HostRun, pkg: package.Package, reference: str | None
+    ) -> tuple[str, bool]:
+        """The package there: relayed, sent from here or downloaded by the host; its sha256
+        and whether it came now. `reference`: the other hosts' sha256 (None: this host's is
+        the first), which it must match (a URL may serve different bytes to different hosts)."""
+        if run.target in self.relayed and pkg.sha256 is not None:
+            source = self.relayed[run.target] or "this machine"
+            self.step(run, "package", f"relayed from {source}, sha256 checked there")
+            digest, sent = pkg.sha256, True
+        else:
+            self.step(run, "package")
+            digest, sent = package.distribute(run.connection(), pkg, self.progress(run))
+        if reference is not None and digest != reference:
+            raise StepFailed(f"sha256 mismatch: the host has {digest}, other hosts {reference}")
+        return digest, sent
 
     def bootstrap(self, run: HostRun, args: list[str], join: Join | None = None) -> str:
         self.step(run, f"bootstrap {args[0]}")
@@ -582,6 +598,8 @@ class Orchestrator:
         masters = [self.add(m, "master") for m in new_masters]
         nodes = [self.add(n, "node") for n in new_nodes]
         self.connect_or_stop(source, [*masters, *nodes])
+        if not source.failed and not self.cluster.version:
+            self.learn_version(source, [*masters, *nodes])
         if source.failed or not self.preflight_all([*masters, *nodes], source):
             return
         join = self.fresh_join(source)
@@ -606,11 +624,96 @@ class Orchestrator:
         if joined:
             self.rewrite_nodes(old_nodes, join, self.cluster.masters)
 
+    def learn_version(self, source: HostRun, dependents: list[HostRun]) -> None:
+        """A cluster made elsewhere: its Kubernetes version, as its first master's kubeadm
+        says (the nodes' kubeadm join must speak the same configuration API)."""
+        try:
+            self.step(source, "kubeadm version")
+            with self.on(source):
+                text = remote.kubeadm_version(source.connection())
+                try:
+                    self.cluster.version = str(parse_version(text))
+                except BadInput:
+                    raise StepFailed(
+                        f"`kubeadm version -o short` said {text!r}: not a version; give --version"
+                    ) from None
+        except HostFailed:
+            self.skip_after_master0(source, dependents)
+
+    def join_made_elsewhere(self, new_nodes: list[Target], pkg: package.Package) -> None:
+        """`join` without a cluster file, the seed's form: the cluster's masters (recorded as
+        members already) and new nodes; a node the seed made is taken over there by
+        `bootstrap node`. The cluster file is kept once a node joined; else it goes, so the
+        same command can be run again."""
+        self.join([], new_nodes, pkg, None)
+        if not any(
+            self.cluster.hosts[n].result == "ok" for n in new_nodes if n in self.cluster.hosts
+        ):
+            self.cfile.remove()
+
     def connect_or_stop(self, source: HostRun, dependents: list[HostRun]) -> None:
         try:
             self.connect(source)
         except HostFailed:
             self.skip_after_master0(source, dependents)
+
+    def clean_host(self, run: HostRun) -> bool:
+        """`bootstrap clean` there, then the package, the copied CAs and relay leftovers;
+        False if no bootstrap of ours was there to clean with (nothing of ours to undo)."""
+        conn = self.connect(run)
+        self.step(run, "bootstrap clean")
+        with self.on(run):
+            ours = remote.has_bootstrap(conn)
+            if not ours:
+                self.report.step(run.addr, "bootstrap clean", "no bootstrap there: skipped")
+                self.write_log(run, "[bootstrap clean] no lvscare-py bootstrap on PATH: skipped")
+            problems = remote.clean_host(conn)
+            self.step(run, "remove package")
+            problem = remote.remove_copied_cas(conn)
+            problems += [problem] if problem else []
+            problem = relay.sweep(conn)  # what a relay cut off left (before REMOTE_DIR goes)
+            problems += [problem] if problem else []
+            problems += package.remove_from_host(conn)
+            if problems:
+                raise StepFailed("; ".join(problems))
+        return ours
+
+    def clean_unrecorded(self, masters: list[Target], nodes: list[Target]) -> None:
+        """`clean` without a cluster file (the seed's form): exactly the hosts named, with
+        the flags' credentials; nothing recorded. No master is known to stay, so no
+        `kubectl delete node` runs and no node is told of fewer masters: said at the end."""
+        self.records_hosts = False
+        runs = [self.add(m, "master") for m in masters] + [self.add(n, "node") for n in nodes]
+        untouched: list[HostRun] = []
+
+        def one(run: HostRun) -> None:
+            if not self.clean_host(run):
+                untouched.append(run)
+            self.report.finish(run.addr, "ok")
+
+        self.parallel(runs, one)
+        done = [r for r in runs if not r.failed and r not in untouched]
+        lines = [""]
+        if untouched:
+            lines.append(
+                "left as they were (no lvscare-py bootstrap there, nothing of ours to undo): "
+                + ", ".join(r.addr for r in untouched)
+            )
+        if not done:
+            if untouched:
+                self.report.say("\n".join(lines))
+            return
+        names = ", ".join(self.cluster.hosts[r.target].node_name or r.addr for r in done)
+        lines.append(
+            f"not done (no cluster file names a master that stays): `kubectl delete node` of "
+            f"{names}; run it on a master of their cluster."
+        )
+        if any(r.role == "master" for r in done):
+            lines.append(
+                "The other nodes' lvscare pods still list the masters cleaned: run "
+                "`bootstrap join` with a cluster file, or the seed's tools, to rewrite them."
+            )
+        self.report.say("\n".join(lines))
 
     def clean(self, chosen: list[Target], everything: bool) -> None:
         """Clean hosts; on a partial clean, delete their nodes from Kubernetes first (on a
@@ -637,18 +740,7 @@ class Orchestrator:
                 self.step(keeper, f"kubectl delete node {name}")
                 with self.on(run):
                     remote.delete_node(keeper.connection(), name)
-            conn = self.connect(run)
-            self.step(run, "bootstrap clean")
-            with self.on(run):
-                problems = remote.clean_host(conn)
-                self.step(run, "remove package")
-                problem = remote.remove_copied_cas(conn)
-                problems += [problem] if problem else []
-                problem = relay.sweep(conn)  # what a relay cut off left (before REMOTE_DIR goes)
-                problems += [problem] if problem else []
-                problems += package.remove_from_host(conn)
-                if problems:
-                    raise StepFailed("; ".join(problems))
+            self.clean_host(run)
             self.cluster.hosts.pop(run.target, None)
             self.cluster.masters = [m for m in self.cluster.masters if m != run.target]
             self.cluster.nodes = [n for n in self.cluster.nodes if n != run.target]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import shlex
 import tarfile
@@ -120,33 +121,36 @@ def open_package(source: str, expected: str | None) -> Package:
     return Package(source, path, digest, path.stat().st_size)
 
 
-def distribute(conn: Connection, pkg: Package, progress: Progress | None) -> tuple[str, bool]:
-    """Get the package to the host; its sha256 and whether it was sent (False: already there)."""
-    have = conn.sha256(REMOTE_PKG)
+def distribute(
+    conn: Connection, pkg: Package, progress: Progress | None, dest: str = REMOTE_PKG
+) -> tuple[str, bool]:
+    """Get the package to the host (at `dest`: an app package has its own place); its sha256
+    and whether it was sent (False: already there)."""
+    have = conn.sha256(dest)
     if have is not None and pkg.sha256 is not None and have == pkg.sha256:
         return have, False
     if have is not None:  # another package (or a damaged one): its room is for the new one
-        conn.check(f"rm -f -- {shlex.quote(REMOTE_PKG)}", f"removing the old {REMOTE_PKG}")
+        conn.check(f"rm -f -- {shlex.quote(dest)}", f"removing the old {dest}")
     if pkg.path is not None:
-        conn.require_space(REMOTE_DIR, pkg.size, "the package")
+        conn.require_space(posixpath.dirname(dest), pkg.size, "the package")
         with open(pkg.path, "rb") as f:
-            conn.put(f, pkg.size, REMOTE_PKG, 0o600, progress)
+            conn.put(f, pkg.size, dest, 0o600, progress)
     else:
-        url, dest = shlex.quote(pkg.source), shlex.quote(REMOTE_PKG)
-        part = shlex.quote(REMOTE_PKG + ".lvscare-py-part")
+        url, target = shlex.quote(pkg.source), shlex.quote(dest)
+        part = shlex.quote(dest + ".lvscare-py-part")
         conn.check(
-            f"mkdir -p {shlex.quote(REMOTE_DIR)} && "
+            f"mkdir -p {shlex.quote(posixpath.dirname(dest))} && "
             f"if command -v curl >/dev/null; then curl -fsSL --retry 2 -o {part} -- {url}; "
             f"elif command -v wget >/dev/null; then wget -q -O {part} -- {url}; "
             "else echo 'neither curl nor wget on the host' >&2; exit 1; fi && "
-            f"chmod 600 {part} && mv -f {part} {dest}",
+            f"chmod 600 {part} && mv -f {part} {target}",
             f"downloading {pkg.source}",
         )
-    got = conn.sha256(REMOTE_PKG)
+    got = conn.sha256(dest)
     if got is None:
-        raise StepFailed(f"{REMOTE_PKG} is missing after the transfer")
+        raise StepFailed(f"{dest} is missing after the transfer")
     if pkg.sha256 is not None and got != pkg.sha256:
-        conn.run(f"rm -f -- {shlex.quote(REMOTE_PKG)}")
+        conn.run(f"rm -f -- {shlex.quote(dest)}")
         raise StepFailed(f"sha256 mismatch: expected {pkg.sha256}, the host has {got}")
     return got, True
 

@@ -19,6 +19,7 @@ from bootstrap.cluster.package import REMOTE_DIR
 from bootstrap.cluster.ssh import TRANSPORT_ERRORS, Connection
 from bootstrap.defaults import KUBERNETES_DIR
 from bootstrap.errors import StepFailed
+from bootstrap.host import seed
 from bootstrap.host.kubeadm_config import DEFAULT_POD_CIDR, DEFAULT_REPO, DEFAULT_SVC_CIDR
 from bootstrap.host.lvscare_rules import Daemon
 from bootstrap.host.pki import SHARED_FILES
@@ -26,6 +27,7 @@ from bootstrap.join import Join, find_join
 
 BOOTSTRAP = "bootstrap"
 ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
+ADMIN_KUBELET = f"{KUBERNETES_DIR}/kubelet.conf"
 COPIED_LIST = "/var/lib/lvscare-py-copied-cas.sha256"
 # The join's secrets while a single-host command reads them; under REMOTE_DIR, which
 # `clean` removes, should a lost connection leave it behind.
@@ -156,9 +158,31 @@ def delete_node(conn: Connection, node_name: str) -> None:
     )
 
 
+def has_bootstrap(conn: Connection) -> bool:
+    """Whether lvscare-py's `bootstrap` is on the host (a package of ours was set up there)."""
+    return conn.run(f"command -v {BOOTSTRAP}").code == 0
+
+
 def clean_host(conn: Connection) -> list[str]:
     """The single-host clean (kubeadm reset, hosts line, manifest, bootstrap's files)."""
-    if conn.run(f"command -v {BOOTSTRAP}").code != 0:
+    if not has_bootstrap(conn):
         return []
     result = conn.run(shlex.join([BOOTSTRAP, "clean"]))
     return [] if result.code == 0 else [f"bootstrap clean: {result.last_line()}"]
+
+
+def kubeadm_version(conn: Connection) -> str:
+    """The Kubernetes version of a cluster made elsewhere, as its master's kubeadm says."""
+    out = conn.check("kubeadm version -o short", "kubeadm version -o short")
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+SEED_MANIFEST = f"{KUBERNETES_DIR}/manifests/{seed.SEED_MANIFEST}"
+
+
+def seed_made(conn: Connection) -> bool:
+    """A node the seed system (sealos v3) joined: its lvscare pod and kubeadm's kubelet.conf
+    are there, so its kubelet holds its ports (of the cluster it is in)."""
+    script = f"test -f {shlex.quote(SEED_MANIFEST)} && test -f {shlex.quote(ADMIN_KUBELET)}"
+    return conn.run(script).code == 0

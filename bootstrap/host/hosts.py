@@ -6,7 +6,9 @@ blank lines and a missing final newline all come back unchanged; only lines that
 the name are touched:
 
 - a line whose only name is apiserver.cluster.local (ours, marked `# lvscare-py`, or one
-  left by sealos) is the managed line: the first is replaced in place, the others dropped;
+  left by sealos, `10.103.97.2 apiserver.cluster.local` with or without a comment) is the
+  managed line: the first is replaced in place, the others dropped, so a node the seed
+  made ends with exactly one line, ours (which `clean` removes);
 - a line that gives the name among other names keeps its other names: only that name
   (and the blank before it) is cut out.
 """

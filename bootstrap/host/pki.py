@@ -279,6 +279,68 @@ def ca_problem(pair: CertAndKey, now: dt.datetime) -> str | None:
     return None
 
 
+def ca_shortfall(cert: x509.Certificate, name: str, years: int, now: dt.datetime) -> str | None:
+    """A kept CA ending sooner than --years asks, said aloud: it cannot be re-issued without
+    a new cluster (every certificate, kubeconfig and join hash trusts it), so it is kept and
+    whatever it signs ends with it."""
+    if cert.not_valid_after_utc - now >= dt.timedelta(days=DAYS_PER_YEAR * years) * KEEP_SHARE:
+        return None
+    return (
+        f"{name}.crt expires on {cert.not_valid_after_utc:%Y-%m-%d}, sooner than --years {years} "
+        "asks: a CA is not re-issued without a new cluster; kept, and the certificates it "
+        "signs end with it"
+    )
+
+
+def short_cas(pki_dir: Path, years: int, now: dt.datetime | None = None) -> list[str]:
+    """The warnings of `ca_shortfall` for the CAs present in pki_dir (reads only)."""
+    now = now or dt.datetime.now(dt.UTC)
+    warnings = []
+    for name in CA_NAMES:
+        data = _read(pki_dir / f"{name}.crt")
+        if data is None:
+            continue
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError:
+            continue  # ensure_cas names it
+        warning = ca_shortfall(cert, name, years, now)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
+def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    return _signed_by(cert, ca)
+
+
+def reissue(
+    cert: x509.Certificate, ca: CertAndKey, years: int, now: dt.datetime
+) -> x509.Certificate:
+    """The same certificate (subject, public key, names, usages) signed again by its CA for
+    `years` from now, never past the CA's end. As `kubeadm certs renew`, the certificate on
+    disk is the authority for its attributes, so nothing of the cluster's settings is needed
+    and nothing a client checks changes, only the dates and the serial."""
+    start, end = _validity(years, now)
+    end = min(end, ca.cert.not_valid_after_utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
+    for ext in cert.extensions:
+        if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+            builder = builder.add_extension(ext.value, ext.critical)
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+    )
+    return builder.sign(ca.key, hashes.SHA256())
+
+
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bootstrap.defaults import APISERVER_NAME, APISERVER_PORT
 from bootstrap.errors import StepFailed
-from bootstrap.host import hosts, kubeadm, kubeconfig, lvscare_rules, pki
+from bootstrap.host import hosts, kubeadm, kubeconfig, lvscare_rules, pki, seed
 from bootstrap.host.effects import Effects
 from bootstrap.host.kubeadm_config import (
     DEFAULT_POD_CIDR,
@@ -57,6 +57,14 @@ class Paths:
     @property
     def kube_config(self) -> Path:
         return self.home / ".kube" / "config"
+
+    @property
+    def seed_manifest(self) -> Path:
+        return self.kubernetes_dir / "manifests" / seed.SEED_MANIFEST
+
+    @property
+    def adopted_dir(self) -> Path:
+        return self.state_dir / seed.ADOPTED_DIR
 
 
 @dataclass
@@ -240,7 +248,11 @@ def node(
     version: KubeVersion,
     daemon: lvscare_rules.Daemon = lvscare_rules.DEFAULT_DAEMON,
 ) -> None:
-    """A worker: hosts line at the VIP, IPVS rules, kubeadm join, then lvscare's static pod."""
+    """A worker: hosts line at the VIP, IPVS rules, kubeadm join, then lvscare's static pod.
+
+    A node the seed system made is taken over first (`adopt_seed`): its lvscare pod moved
+    out of kubelet's sight, its kubeadm join kept."""
+    seed_vs = adopt_seed(host)
     _ready_for(host, "kubeadm-join", JOIN_LEFTOVERS)
     vs = format_hostport(vip, APISERVER_PORT)
     rs = [format_hostport(m, APISERVER_PORT) for m in masters]
@@ -253,6 +265,12 @@ def node(
         f"set IPVS virtual server {vs} with real servers {servers}",
         lambda: lvscare_rules.create_rules(vs, rs, daemon),
     )
+    if seed_vs is not None and seed_vs != vs:  # the seed guarded another VIP: nobody does now
+        host.fx.call(
+            f"removed the seed's IPVS virtual server {seed_vs}",
+            f"remove the seed's IPVS virtual server {seed_vs}",
+            lambda: lvscare_rules.remove_rules(seed_vs),
+        )
     if host.state.done("kubeadm-join"):
         host.fx.say("kubeadm join: done earlier, skipped")
     else:
@@ -264,11 +282,39 @@ def node(
     host.save()
 
 
+def adopt_seed(host: Host) -> str | None:
+    """A node the seed system made: its lvscare static pod is moved to the state dir (kept,
+    out of kubelet's sight: never two daemons guarding one VIP; ours is written after) and,
+    where its kubeadm join is there (kubelet.conf), that join is kept as done. The seed's
+    virtual server if we moved its pod now, else None."""
+    found = host.paths.seed_manifest
+    data = found.read_bytes() if found.is_file() else None
+    if data is None:
+        return None
+    kept = host.paths.adopted_dir / seed.SEED_MANIFEST
+    host.fx.say(f"{found}: a node the seed system made; taking it over")
+    host.fx.write(kept, data, 0o600, why="the seed's lvscare pod, kept out of kubelet's sight")
+    host.fx.remove(found, why="the seed's lvscare pod: ours guards the VIP instead")
+    vs = seed.seed_vs(data)
+    host.state.set("adopted", {"manifest": str(kept), "vs": vs})
+    if (host.paths.kubernetes_dir / "kubelet.conf").exists() and not host.state.done(
+        "kubeadm-join"
+    ):
+        host.fx.say("kubeadm join: made by the seed system (kubelet.conf is there), kept")
+        host.state.mark("kubeadm-join")
+    host.save()
+    return vs
+
+
 def certs(host: Host, spec: ClusterSpec, template: str, source: str, own_ip: str) -> None:
-    """Only the PKI and kubeconfigs, for a kubeadm run by hand afterwards."""
+    """Only the PKI and kubeconfigs, for a kubeadm run by hand afterwards. A leaf that ends
+    sooner than --years asks is re-issued (`pki.leaf_problem`); a CA cannot be, so a short
+    one is named: otherwise "kept" would read as "as long as asked"."""
     text = render(template, spec, source)
     config = dataclasses.replace(facts(text, spec, own_ip), advertise_address=own_ip)
     _warn(host, config)
+    for warning in pki.short_cas(host.paths.pki_dir, spec.years):
+        host.fx.say(f"warning: {warning}")
     write_pki(host, spec, config, init=True)
     host.save()
 
@@ -310,6 +356,14 @@ def clean(host: Host, vip: str | None) -> list[str]:
             host.fx.remove(path, why="written by bootstrap")
         else:
             host.fx.say(f"kept {path}: changed since bootstrap wrote it")
+    adopted = host.state.get("adopted")
+    if isinstance(adopted, dict) and isinstance(adopted.get("manifest"), str):
+        # Not put back: kubeadm reset took the node out of its cluster, and a seed daemon
+        # guarding the VIP for a node that is no member helps nobody.
+        host.fx.say(
+            f"kept {adopted['manifest']}: the seed system's lvscare pod, not put back "
+            f"(move it to {host.paths.seed_manifest.parent}/ to run it again)"
+        )
     host.fx.remove(
         host.paths.state_dir / JOIN_CONFIG_NAME, why="left by an interrupted kubeadm join"
     )

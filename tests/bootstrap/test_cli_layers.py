@@ -74,9 +74,12 @@ def test_the_cluster_commands_do_load_it_and_are_listed() -> None:
         "clean",
         "config",
         "init",
+        "install",
         "join",
         "master",
         "master0",
         "node",
         "package",
+        "status",
+        "upgrade",
     ]

@@ -62,6 +62,18 @@ with open(env("BOOTSTRAP_HOSTS_FILE", "/etc/hosts"), "rb") as f:
     entry["hosts"] = f.read().decode()
 with open(env("KUBEADM_LOG", {log!r}), "a") as f:
     f.write(json.dumps(entry) + "\\n")
+def shorten(kdir):
+    # What kubeadm does unless told --certificate-renewal=false: certificates for a year
+    # (only where the renew file exists, so a test can see the check catch it).
+    if "--certificate-renewal=false" in args and not os.path.exists({renew_file!r} + ".always"):
+        return
+    if not ({renew_file!r} and os.path.exists({renew_file!r})):
+        return
+    import subprocess
+    pki = os.path.join(kdir, "pki")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+                    "-subj", "/CN=kube-apiserver", "-keyout", os.path.join(pki, "apiserver.key"),
+                    "-out", os.path.join(pki, "apiserver.crt")], check=True, capture_output=True)
 fail = [env("KUBEADM_FAIL", "")]
 if {fail_file!r} and os.path.exists({fail_file!r}):
     fail += open({fail_file!r}).read().split()
@@ -71,8 +83,35 @@ if args[:1] and args[0] in fail:
     print("error execution phase preflight: [stand-in] told to fail", file=sys.stderr)
     sys.exit(1)
 manifests = os.path.join(kdir, "manifests")
+own = env("KUBEADM_VERSION", {version!r})
 if args[:1] == ["version"]:
-    print(env("KUBEADM_VERSION", "v1.30.4"))
+    print(own)
+elif args[:2] == ["upgrade", "plan"]:
+    print("[upgrade] Fetching available versions to upgrade to")
+    print("You can now apply the upgrade by executing the following command:")
+    print(f"\tkubeadm upgrade apply {{args[2] if len(args) > 2 else own}}")
+elif args[:2] == ["upgrade", "apply"]:
+    want = args[2]
+    if [int(x) for x in want[1:].split("-")[0].split(".")[:2]] > [
+        int(x) for x in own[1:].split("-")[0].split(".")[:2]
+    ]:
+        print(f'[upgrade/version] FATAL: the specified version to upgrade to "{{want}}" is '
+              f'higher than the kubeadm version "{{own}}"', file=sys.stderr)
+        sys.exit(1)
+    shorten(kdir)
+    print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{{want}}". Enjoy!')
+elif args[:2] == ["upgrade", "node"]:
+    shorten(kdir)
+    print("[upgrade] The configuration for this node was successfully updated!")
+elif args[:2] == ["config", "migrate"]:
+    old = args[args.index("--old-config") + 1]
+    new = args[args.index("--new-config") + 1]
+    with open(old) as f:
+        text = f.read()
+    # as the real one: kubeadm's own documents only, the others (kubelet's, kube-proxy's) dropped
+    docs = [d for d in text.split("\\n---\\n") if "apiVersion: kubeadm.k8s.io/" in d]
+    with open(new, "w") as f:
+        f.write("\\n---\\n".join(docs).replace("kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4"))
 elif args[:1] == ["init"]:
     if env("KUBEADM_INIT_OUTPUT"):
         with open(env("KUBEADM_INIT_OUTPUT")) as f:
@@ -98,18 +137,31 @@ elif args[:1] == ["reset"]:
 """
 
 
-def kubeadm_stand_in(*, log: str = "", fail_file: str = "", slow_file: str = "") -> str:
+def kubeadm_stand_in(
+    *,
+    log: str = "",
+    fail_file: str = "",
+    slow_file: str = "",
+    renew_file: str = "",
+    version: str = "v1.30.4",
+) -> str:
     """The recording `kubeadm` of the host suite (on PATH) and of the SSH suite (in the
     package). Each call's argv, --config file (and its mode) and hosts file go as one JSON
     line to $KUBEADM_LOG or `log`; it fails the subcommand named in $KUBEADM_FAIL or listed
     in `fail_file`; it takes as many seconds as `slow_file` says, if there; paths follow
     $BOOTSTRAP_KUBERNETES_DIR and $BOOTSTRAP_HOSTS_FILE as bootstrap's do, else the real
-    ones."""
+    ones. `version` is what `kubeadm version` says ($KUBEADM_VERSION overrides it); `upgrade
+    apply` refuses a newer minor than that, as the real one does. Where `renew_file` exists,
+    `upgrade apply/node` renew the apiserver certificate for one year as the real kubeadm does
+    by default (not with --certificate-renewal=false, unless `renew_file`.always exists too).
+    `config migrate` writes the old file as v1beta4."""
     return _KUBEADM.format(
         python=sys.executable,
         log=log,
         fail_file=fail_file,
         slow_file=slow_file,
+        renew_file=renew_file,
+        version=version,
         init_output=INIT_OUTPUT,
         token2=TOKEN2,
         ca_hash=CA_HASH,

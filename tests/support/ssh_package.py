@@ -1,7 +1,8 @@
 """An offline package in the seed documents' layout, with recording stand-ins in bin/.
 
 kube/bin/kubeadm (the host suite's stand-in, failing what FAIL_FILE lists, as slow as
-SLOW_FILE says) and kube/bin/kubectl
+SLOW_FILE says, saying the package's version), kube/bin/kubectl (`get node` says Ready unless
+NOT_READY_FILE names the node), kube/bin/etcdctl and kube/bin/systemctl (the lab has no systemd)
 record their argv (and the --config file, and the host's /etc/hosts) to the host's CALLS_LOG;
 kube/bin/bootstrap is lvscare-py's real single-host command from this checkout, with only the
 IPVS calls recorded instead of made (this kernel has no IPVS; the kernel lab proves those).
@@ -13,6 +14,7 @@ it fails.
 from __future__ import annotations
 
 import io
+import json
 import random
 import sys
 import tarfile
@@ -29,13 +31,48 @@ def record(argv, **extra):
         f.write(json.dumps(entry) + "\\n")
 """
 
-KUBEADM = kubeadm_stand_in(log=CALLS_LOG, fail_file=FAIL_FILE, slow_file=SLOW_FILE)
+# Where it exists on a host, `kubeadm upgrade` there renews the apiserver certificate for a
+# year, as the real one does unless told --certificate-renewal=false (RENEW_FILE.always: even
+# then, to see `upgrade` catch a shorter certificate).
+RENEW_FILE = "/etc/lvpy-renew"
+# Node names listed here (on the host running kubectl): `kubectl get node NAME` says not Ready.
+NOT_READY_FILE = "/etc/lvpy-not-ready"
+KUBEADM = kubeadm_stand_in(
+    log=CALLS_LOG, fail_file=FAIL_FILE, slow_file=SLOW_FILE, renew_file=RENEW_FILE
+)
 
 KUBECTL = f"""\
 #!{sys.executable}
 {RECORD}
-record(["kubectl", *sys.argv[1:]])
-print("node deleted")
+args = sys.argv[1:]
+record(["kubectl", *args])
+words = [a for i, a in enumerate(args) if not a.startswith("-") and args[i - 1] != "--kubeconfig"]
+if words[:2] == ["get", "node"]:
+    listed = open({NOT_READY_FILE!r}).read().split() if os.path.exists({NOT_READY_FILE!r}) else []
+    print("False" if words[2] in listed else "True", end="")
+elif words[:1] in (["drain"], ["uncordon"]):
+    print(f"node/{{words[1]}} {{words[0]}}ed")
+else:
+    print("node deleted")
+"""
+
+# The package's etcdctl (a real package may carry one): `snapshot save PATH` writes PATH.
+ETCDCTL = f"""\
+#!{sys.executable}
+{RECORD}
+args = sys.argv[1:]
+record(["etcdctl", *args], env={{"ETCDCTL_API": os.environ.get("ETCDCTL_API", "")}})
+if args[-3:-1] == ["snapshot", "save"]:
+    with open(args[-1], "wb") as f:
+        f.write(b"etcd snapshot stand-in\\n")
+    print(f"Snapshot saved at {{args[-1]}}")
+"""
+
+# The lab has no systemd: `systemctl` records what it was asked.
+SYSTEMCTL = f"""\
+#!{sys.executable}
+{RECORD}
+record(["systemctl", *sys.argv[1:]])
 """
 
 BOOTSTRAP = f"""\
@@ -78,14 +115,30 @@ echo '{{"argv": ["clean.sh"]}}' >> {CALLS_LOG}
 
 
 def build(
-    path: Path, padding: int = 1024, top: str = "kube", noise: int = 0, cni: str | None = None
+    path: Path,
+    padding: int = 1024,
+    top: str = "kube",
+    noise: int = 0,
+    cni: str | None = None,
+    version: str = "v1.30.4",
+    manifest: bool = False,
 ) -> Path:
     """The package as kube.tar.gz; `padding` random-ish bytes in images/ to give it size,
     `noise` bytes that do not compress (the package is then at least that big), `cni` a
-    manifest in conf/net/."""
+    manifest in conf/net/; its kubeadm says `version`; `manifest`: a manifest.json naming
+    that version too, as `bootstrap package build` writes (else none, as sealos' packages)."""
+    kubeadm = kubeadm_stand_in(
+        log=CALLS_LOG,
+        fail_file=FAIL_FILE,
+        slow_file=SLOW_FILE,
+        renew_file=RENEW_FILE,
+        version=version,
+    )
     files = {
-        "bin/kubeadm": (KUBEADM, 0o755),
+        "bin/kubeadm": (kubeadm, 0o755),
         "bin/kubectl": (KUBECTL, 0o755),
+        "bin/etcdctl": (ETCDCTL, 0o755),
+        "bin/systemctl": (SYSTEMCTL, 0o755),
         "bin/bootstrap": (BOOTSTRAP, 0o755),
         "shell/init.sh": (INIT_SH, 0o755),
         "shell/clean.sh": (CLEAN_SH, 0o755),
@@ -93,6 +146,9 @@ def build(
     }
     if cni is not None:
         files["conf/net/cni.yaml"] = (cni, 0o644)
+    if manifest:
+        doc = {"format": 1, "kubernetes": version, "files": {}}
+        files["manifest.json"] = (json.dumps(doc) + "\n", 0o644)
     with tarfile.open(path, "w:gz") as tar:
         for name, (text, mode) in files.items():
             data = text.encode()
