@@ -128,11 +128,9 @@ def orchestrate_hosts(
     StepFailed naming the hosts that failed, Interrupted (exit 130) after Ctrl-C."""
     orch = kind(cluster, cfile, settings, Reporter())
     run_hosts(what, orch, lambda: work(orch))
-    failed = orch.report.failed()
-    if failed:
-        raise StepFailed(
-            f"{what}: {len(failed)} of {len(orch.report.lines)} hosts failed: {', '.join(failed)}"
-        )
+    verdict = orch.report.verdict(what)
+    if verdict:
+        raise StepFailed(verdict)
 
 
 def run_hosts(

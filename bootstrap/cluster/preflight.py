@@ -361,8 +361,9 @@ def check_ports(facts: Facts, role: str, member: bool) -> Finding:
         return Finding(
             NOTE,
             "skipped",
-            "ports not checked: the host is in this cluster since an earlier run (the "
-            "cluster file says so), so its own API server, etcd and kubelet listen there",
+            "ports not checked: the host is in this cluster already (an earlier run, as the "
+            "cluster file says, or the seed system joined it), so its own API server, etcd "
+            "and kubelet listen there",
         )
     held = held_ports(facts, role)
     if not held:

@@ -173,4 +173,17 @@ class Reporter:
             self.out.flush()
 
     def failed(self) -> list[str]:
+        """Every host that did not end ok (failed, skipped, interrupted)."""
         return [h for h, line in self.lines.items() if line.result != "ok"]
+
+    def verdict(self, what: str) -> str | None:
+        """One line for a run that did not end ok everywhere, None if it did: the hosts that
+        failed apart from those skipped or stopped because of them (or of Ctrl-C)."""
+        failed = [h for h, line in self.lines.items() if line.result == "failed"]
+        rest = [h for h, line in self.lines.items() if line.result not in ("ok", "failed")]
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(self.lines)} hosts failed: {', '.join(failed)}")
+        if rest:
+            parts.append(f"{len(rest)} not done: {', '.join(rest)}")
+        return f"{what}: {'; '.join(parts)}" if parts else None

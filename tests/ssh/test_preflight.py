@@ -149,7 +149,7 @@ def test_a_rerun_of_init_does_not_fail_on_the_ports_its_own_cluster_holds(
     assert out.exit_code == 0, out.output
     for h in (m0, n1):
         assert preflight_lines(out.output, h.addr)[0].split()[5] == "skipped"
-        assert "note  ports not checked: the host is in this cluster since an earlier run" in (
+        assert "note  ports not checked: the host is in this cluster already (an earlier run" in (
             finding(out.output, h.addr, "ports")
         )
 

@@ -99,3 +99,18 @@ def test_bootstrap_tokens_are_masked_in_messages_and_logs() -> None:
     line = "kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca"
     assert redact(line) == "kubeadm join 10.0.0.1:6443 --token <token> --discovery-token-ca"
     assert redact("version v1.30.4, host 198.19.0.11") == "version v1.30.4, host 198.19.0.11"
+
+
+def test_the_last_line_names_failed_hosts_apart_from_those_not_done_because_of_them() -> None:
+    r = Reporter(io.StringIO(), tty=False)
+    for host, role in (("m0", "master"), ("n1", "node"), ("n2", "node"), ("n3", "node")):
+        r.add(host, role)
+    r.finish("m0", "ok")
+    r.finish("n1", "failed", "kubeadm upgrade node", "exit 1")
+    r.finish("n2", "skipped", "", "n1 failed before it")
+    r.finish("n3", "interrupted", "drain", "Ctrl-C")
+    assert r.verdict("upgrade") == "upgrade: 1 of 4 hosts failed: n1; 2 not done: n2, n3"
+    ok = Reporter(io.StringIO(), tty=False)
+    ok.add("m0", "master")
+    ok.finish("m0", "ok")
+    assert ok.verdict("init") is None
