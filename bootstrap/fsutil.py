@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -20,6 +21,15 @@ BACKUP_SUFFIX = ".lvscare-py.bak"
 TEMP_PREFIX = ".lvscare-py."
 # What rename(2) answers when the target cannot be replaced this way.
 IN_PLACE_ERRNOS = frozenset({errno.EBUSY, errno.EXDEV, errno.EPERM})
+
+
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in 1 MiB chunks (packages are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def resolve(path: Path) -> Path:

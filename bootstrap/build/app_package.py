@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.build.image import looks_like_image_archive
-from bootstrap.cluster import apps
+from bootstrap.cluster import app_format
 from bootstrap.errors import BadInput
 
 
@@ -41,24 +41,24 @@ def check_inputs(
     if not root.is_dir():
         raise BadInput(f"{directory!r}: no such directory")
     meta: dict[str, object] = {}
-    if (root / apps.METADATA).is_file():
+    if (root / app_format.METADATA).is_file():
         try:
-            loaded = json.loads((root / apps.METADATA).read_text(encoding="utf-8"))
+            loaded = json.loads((root / app_format.METADATA).read_text(encoding="utf-8"))
         except (ValueError, OSError) as e:
-            raise BadInput(f"{root / apps.METADATA}: not JSON ({e})") from None
+            raise BadInput(f"{root / app_format.METADATA}: not JSON ({e})") from None
         if not isinstance(loaded, dict):
-            raise BadInput(f"{root / apps.METADATA}: not a JSON object")
+            raise BadInput(f"{root / app_format.METADATA}: not a JSON object")
         meta = loaded
     app_name = name or str(meta.get("name") or root.resolve().name.lower())
-    apps.check_name(app_name, "--name" if name else directory)
+    app_format.check_name(app_name, "--name" if name else directory)
     app_version = version or meta.get("version")
     if not isinstance(app_version, str) or not app_version:
         raise BadInput(f"{directory!r}: no version: give --version (or app.json's version)")
-    apps.check_version(app_version, "--version")
+    app_format.check_version(app_version, "--version")
     manifests = sorted(
         p.name
         for p in (root / "manifests").glob("*")
-        if p.is_file() and p.name.endswith(apps.MANIFEST_SUFFIXES)
+        if p.is_file() and p.name.endswith(app_format.MANIFEST_SUFFIXES)
     )
     if not manifests:
         raise BadInput(f"{directory!r}: no manifests/*.yaml (layout: manifests/ images/ shell/)")
@@ -68,11 +68,11 @@ def check_inputs(
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise BadInput(f"{path}: cannot read it ({e})") from None
-        apps._manifest_docs(text, str(path))
+        app_format.manifest_docs(text, str(path))
     for path in sorted((root / "images").glob("*")) if (root / "images").is_dir() else []:
         if not path.is_file():
             continue
-        if not path.name.endswith(apps.IMAGE_SUFFIXES):
+        if not path.name.endswith(app_format.IMAGE_SUFFIXES):
             raise BadInput(f"{path}: not an image archive (.tar or .tar.gz)")
         why = looks_like_image_archive(path)
         if why is not None:
@@ -96,7 +96,7 @@ def _info(name: str, size: int, mode: int, kind: bytes = tarfile.REGTYPE) -> tar
     return info
 
 
-def build(inputs: AppInputs) -> apps.AppPackage:
+def build(inputs: AppInputs) -> app_format.AppPackage:
     """Write the package, check it as `install` will, and put it in place."""
     meta = {"name": inputs.name, "version": inputs.version, "manifests": inputs.manifests}
     meta_bytes = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
@@ -107,7 +107,7 @@ def build(inputs: AppInputs) -> apps.AppPackage:
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            tar.addfile(_info(apps.METADATA, len(meta_bytes), 0o644), io.BytesIO(meta_bytes))
+            tar.addfile(_info(app_format.METADATA, len(meta_bytes), 0o644), io.BytesIO(meta_bytes))
             dirs = sorted({n.split("/", 1)[0] for n in inputs.files})
             for d in dirs:
                 tar.addfile(_info(d, 0, 0o755, tarfile.DIRTYPE))
@@ -116,10 +116,10 @@ def build(inputs: AppInputs) -> apps.AppPackage:
                 mode = 0o755 if name.startswith("shell/") else 0o644
                 with open(path, "rb") as f:
                     tar.addfile(_info(name, path.stat().st_size, mode), f)
-        apps.open_app(str(tmp))  # as `install` will read it
+        app_format.open_app(str(tmp))  # as `install` will read it
         os.replace(tmp, inputs.output)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return apps.open_app(str(inputs.output))
+    return app_format.open_app(str(inputs.output))

@@ -12,7 +12,7 @@ import click
 
 from bootstrap.cli.cluster import cluster_settings, orchestrate_hosts
 from bootstrap.cli.options import cluster_name_option, ssh_options
-from bootstrap.cluster import apps
+from bootstrap.cluster import app_format, apps
 from bootstrap.cluster.cluster_file import Cluster, ClusterFile
 from bootstrap.errors import StepFailed
 
@@ -69,7 +69,7 @@ def install_command(
     replaces it (its manifests applied over the old ones). The package is checked whole
     before any host is connected to: one line and exit 2 if it is not usable.
     """
-    app = apps.open_app(pkg_url)
+    app = app_format.open_app(pkg_url)
     cfile = ClusterFile(name=cluster_name)
     cluster = cfile.load()
     if not cluster.masters:

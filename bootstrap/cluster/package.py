@@ -9,7 +9,6 @@ REMOTE_DIR, with a marker per finished step so a re-run skips it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
@@ -22,6 +21,7 @@ from urllib.parse import urlparse
 
 from bootstrap.cluster.ssh import Connection, Progress
 from bootstrap.errors import BadInput, StepFailed
+from bootstrap.fsutil import file_sha256
 
 REMOTE_DIR = "/opt/lvscare-py"
 REMOTE_PKG = f"{REMOTE_DIR}/package.tar.gz"
@@ -33,14 +33,6 @@ INIT_MARK = ".lvscare-py-init-done"
 BIN_DIRS = ("/usr/local/bin", "/usr/bin")
 FULL_KIB = 1024  # less free than this after a failed unpack: the disk is what stopped it
 _SHA = re.compile(r"[0-9a-f]{64}")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parse_sha256(value: str, flag: str = "--pkg-sha256") -> str:

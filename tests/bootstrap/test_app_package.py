@@ -13,7 +13,7 @@ import pytest
 
 from bootstrap.build import app_package
 from bootstrap.cli.apps import status_lines
-from bootstrap.cluster import apps
+from bootstrap.cluster import app_format, apps
 from bootstrap.cluster.cluster_file import AppRecord, Cluster, HostRecord
 from bootstrap.cluster.ssh import parse_target
 from bootstrap.errors import BadInput
@@ -26,7 +26,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return app_dir(tmp_path_factory.mktemp("app") / "demo")
 
 
-def build(demo: Path, out: Path, version: str = "1.0") -> apps.AppPackage:
+def build(demo: Path, out: Path, version: str = "1.0") -> app_format.AppPackage:
     return app_package.build(app_package.check_inputs(str(demo), None, version, str(out)))
 
 
@@ -85,14 +85,14 @@ def test_package_app_refuses_a_file_in_images_that_is_no_image(demo: Path, tmp_p
 
 def test_without_app_json_the_name_and_version_come_from_the_file_name(tmp_path: Path) -> None:
     path = tar_of(tmp_path / "dashboard-v2.7.0.tar.gz", {"manifests/a.yaml": NAMESPACE.encode()})
-    app = apps.open_app(str(path))
+    app = app_format.open_app(str(path))
     assert (app.name, app.version, app.named_by) == ("dashboard", "v2.7.0", "the file name")
-    assert apps.name_from_file(Path("dashboard.tar")) == ("dashboard", "unknown")
+    assert app_format.name_from_file(Path("dashboard.tar")) == ("dashboard", "unknown")
 
 
 def test_a_top_directory_is_allowed(tmp_path: Path) -> None:
     path = tar_of(tmp_path / "x-1.tar.gz", {"x/manifests/a.yaml": NAMESPACE.encode()})
-    app = apps.open_app(str(path))
+    app = app_format.open_app(str(path))
     assert app.top == "x/"
     assert app.tree == "/opt/lvscare-py/apps/x/x"
 
@@ -104,7 +104,7 @@ def test_app_json_orders_the_manifests(tmp_path: Path) -> None:
         "manifests/a.yaml": NAMESPACE.encode(),
         "manifests/b.yaml": NAMESPACE.encode(),
     }
-    app = apps.open_app(str(tar_of(tmp_path / "whatever.tar.gz", files)))
+    app = app_format.open_app(str(tar_of(tmp_path / "whatever.tar.gz", files)))
     assert app.manifests == ("manifests/b.yaml", "manifests/a.yaml")
 
 
@@ -130,7 +130,7 @@ def test_a_bad_app_package_is_one_line_of_bad_input(
     tmp_path: Path, files: dict[str, bytes], says: str
 ) -> None:
     with pytest.raises(BadInput, match=says) as caught:
-        apps.open_app(str(tar_of(tmp_path / "app-1.tar.gz", files)))
+        app_format.open_app(str(tar_of(tmp_path / "app-1.tar.gz", files)))
     assert "\n" not in str(caught.value)
 
 
@@ -139,11 +139,11 @@ def test_a_truncated_package_or_a_url_is_refused(demo: Path, tmp_path: Path) -> 
     cut = tmp_path / "cut-1.tar.gz"
     cut.write_bytes(whole[: len(whole) - 40])
     with pytest.raises(BadInput, match="not a usable app package"):
-        apps.open_app(str(cut))
+        app_format.open_app(str(cut))
     with pytest.raises(BadInput, match="local file"):
-        apps.open_app("https://example.internal/demo.tar.gz")
+        app_format.open_app("https://example.internal/demo.tar.gz")
     with pytest.raises(BadInput, match="no such file"):
-        apps.open_app(str(tmp_path / "missing.tar.gz"))
+        app_format.open_app(str(tmp_path / "missing.tar.gz"))
 
 
 def test_plan_install_then_unchanged_then_upgrade_then_delete(demo: Path, tmp_path: Path) -> None:
