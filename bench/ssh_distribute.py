@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bootstrap.cluster import package, relay
 from bootstrap.cluster.ssh import Auth, Connection, KnownHosts, Target, parse_target
+from bootstrap.fsutil import file_sha256
 from tests.support.ssh_client import lab_and_client
 from tests.support.ssh_hosts import Host, sh
 
@@ -83,7 +84,7 @@ def bootstrap_relay(hosts: list[Host], pkg: package.Package, key: Path, known: P
             conn.close()
     took = time.monotonic() - start
     for h in hosts:
-        assert package.file_sha256(h.path(package.REMOTE_PKG)) == pkg.sha256
+        assert file_sha256(h.path(package.REMOTE_PKG)) == pkg.sha256
     return took
 
 
@@ -128,7 +129,7 @@ def main() -> None:
         make_package(pkg_path, args.size_mb)
         # Random bytes, not a tarball: no unpacking here, so open_package's check is skipped.
         pkg = package.Package(
-            str(pkg_path), pkg_path, package.file_sha256(pkg_path), pkg_path.stat().st_size
+            str(pkg_path), pkg_path, file_sha256(pkg_path), pkg_path.stat().st_size
         )
         hosts = lab.many([f"h{i}" for i in range(max(counts))])
         client.trust(*hosts)

@@ -7,9 +7,9 @@ manifests, its output shown) and `shell/uninstall.sh`, and `app.json` (name, ver
 manifests' order); the tree may sit under one top directory.
 
 Everything about the package is read and checked before any host is connected to
-(`app_format.open_app`), and what will happen is decided here (`plan`, pure). On a host, the package is
-sent once (sha256) to APPS_DIR and unpacked; what was done there is recorded under
-STATE_DIR/NAME so that a second install of the same package changes nothing: `loaded`
+(`app_format.open_app`), and what will happen is decided here (`plan`, pure). On a host,
+the package is sent once (sha256) to APPS_DIR and unpacked; what was done there is recorded
+under STATE_DIR/NAME so that a second install of the same package changes nothing: `loaded`
 (the package whose images are all in the runtime), `archives` (each imported archive's
 sha256), `images` (the image names an import created: only those are removed again), and
 on master0 `applied` (the package whose manifests and install.sh ran).
