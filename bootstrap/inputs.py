@@ -6,6 +6,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
 
 from bootstrap import join
 from bootstrap.defaults import SSH_PORT
@@ -150,3 +153,22 @@ def parse_repository(value: str, flag: str = "--repo") -> str:
     if not _REPOSITORY.fullmatch(text):
         raise BadInput(f"{flag} {value!r}: not an image repository, e.g. registry.k8s.io")
     return text
+
+
+def parse_manifest(text: str, where: str) -> list[dict[str, Any]]:
+    """A Kubernetes manifest (YAML or JSON, one document or more): its objects. BadInput
+    naming `where` if it is not YAML or a document lacks apiVersion and kind: kubectl would
+    refuse it on a host, after the hosts were changed."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInput(f"{where}: not YAML{at}") from None
+    if not docs:
+        raise BadInput(f"{where}: not a Kubernetes manifest: it holds no document")
+    if not all(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs):
+        raise BadInput(
+            f"{where}: not a Kubernetes manifest: a document without apiVersion and kind"
+        )
+    return docs

@@ -22,6 +22,7 @@ from pathlib import Path
 from bootstrap.build.image import looks_like_image_archive
 from bootstrap.cluster import app_format
 from bootstrap.errors import BadInput
+from bootstrap.inputs import parse_manifest
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def check_inputs(
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise BadInput(f"{path}: cannot read it ({e})") from None
-        app_format.manifest_docs(text, str(path))
+        parse_manifest(text, str(path))
     for path in sorted((root / "images").glob("*")) if (root / "images").is_dir() else []:
         if not path.is_file():
             continue

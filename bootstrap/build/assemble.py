@@ -30,12 +30,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bootstrap.build import image as image_build
 from bootstrap.build.executables import Executables
 from bootstrap.errors import BadInput, StepFailed
-from bootstrap.inputs import KubeVersion, parse_version
+from bootstrap.inputs import KubeVersion, parse_manifest, parse_version
 from lvscare import __version__ as LVSCARE_VERSION
 from lvscare.manifest import DEFAULT_IMAGE
 
@@ -143,18 +141,7 @@ def read_cni(path: Path, flag: str = "--cni") -> list[Any]:
         raise BadInput(f"{flag} {str(path)!r}: no such file (or `none` for no CNI)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"{flag} {str(path)!r}: cannot read it ({e})") from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise BadInput(f"{flag} {str(path)!r}: not YAML{at}") from None
-    if not docs or not all(isinstance(d, dict) and "kind" in d and "apiVersion" in d for d in docs):
-        raise BadInput(
-            f"{flag} {str(path)!r}: not a Kubernetes manifest (every document needs "
-            "apiVersion and kind)"
-        )
-    return docs
+    return list(parse_manifest(text, f"{flag} {str(path)!r}"))
 
 
 def _check_output(output: Path) -> Path:

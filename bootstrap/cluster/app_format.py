@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from bootstrap.build.image import looks_like_image_archive
 from bootstrap.cluster.cluster_file import AppRecord
 from bootstrap.cluster.package import REMOTE_DIR
 from bootstrap.errors import BadInput
 from bootstrap.fsutil import file_sha256
+from bootstrap.inputs import parse_manifest
 
 APPS_DIR = f"{REMOTE_DIR}/apps"  # the package (NAME.pkg) and its tree (NAME/) on a host
 # What was done for each app on a host; under REMOTE_DIR, so that `clean` (which removes
@@ -100,22 +99,6 @@ def name_from_file(path: Path) -> tuple[str, str]:
     if match:
         return match["name"].lower(), match["version"]
     return stem.lower(), UNKNOWN_VERSION
-
-
-def manifest_docs(text: str, where: str) -> int:
-    """How many Kubernetes objects the YAML (or JSON) holds; BadInput if it is not that."""
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInput(f"{where}: not YAML{at}") from None
-    if not docs:
-        raise BadInput(f"{where}: holds no Kubernetes object")
-    for doc in docs:
-        if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
-            raise BadInput(f"{where}: a document without apiVersion and kind")
-    return len(docs)
 
 
 def _top(names: list[str]) -> str:
@@ -213,7 +196,7 @@ def open_app(source: str) -> AppPackage:
             raise BadInput(f"{bad}: {METADATA} lists manifests {order}, the package holds {found}")
         found = order
     for name in found:
-        manifest_docs(files[name].decode("utf-8", errors="replace"), f"{bad}: {name}")
+        parse_manifest(files[name].decode("utf-8", errors="replace"), f"{bad}: {name}")
     by_file = name_from_file(path)
     named_by = METADATA if "name" in meta else "the file name"
     name = check_name(meta.get("name") or by_file[0], bad)

@@ -8,11 +8,11 @@ import shlex
 
 from bootstrap.cluster import remote
 from bootstrap.cluster.cluster_file import Cluster
+from bootstrap.cluster.remote import SEED_MANIFEST
 from bootstrap.cluster.ssh import Target
-from bootstrap.defaults import KUBERNETES_DIR, STATE_DIR
+from bootstrap.defaults import STATE_DIR
 from bootstrap.host import seed
 
-SEED_MANIFEST = KUBERNETES_DIR / "manifests" / seed.SEED_MANIFEST
 ADOPTED_DIR = STATE_DIR / seed.ADOPTED_DIR
 PREPARE = "preflight; the package ({pkg}) sent and checked, unpacked, its shell/init.sh run"
 

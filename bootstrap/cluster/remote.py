@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from bootstrap.cluster.cluster_file import DEFAULT_YEARS, Cluster
 from bootstrap.cluster.package import REMOTE_DIR
+from bootstrap.cluster.preflight import KUBELET_CONF
 from bootstrap.cluster.ssh import TRANSPORT_ERRORS, Connection
 from bootstrap.defaults import KUBERNETES_DIR
 from bootstrap.errors import StepFailed
@@ -27,7 +28,6 @@ from bootstrap.join import Join, find_join
 
 BOOTSTRAP = "bootstrap"
 ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
-ADMIN_KUBELET = f"{KUBERNETES_DIR}/kubelet.conf"
 COPIED_LIST = "/var/lib/lvscare-py-copied-cas.sha256"
 # The join's secrets while a single-host command reads them; under REMOTE_DIR, which
 # `clean` removes, should a lost connection leave it behind.
@@ -184,5 +184,5 @@ SEED_MANIFEST = f"{KUBERNETES_DIR}/manifests/{seed.SEED_MANIFEST}"
 def seed_made(conn: Connection) -> bool:
     """A node the seed system (sealos v3) joined: its lvscare pod and kubeadm's kubelet.conf
     are there, so its kubelet holds its ports (of the cluster it is in)."""
-    script = f"test -f {shlex.quote(SEED_MANIFEST)} && test -f {shlex.quote(ADMIN_KUBELET)}"
+    script = f"test -f {shlex.quote(SEED_MANIFEST)} && test -f {shlex.quote(KUBELET_CONF)}"
     return conn.run(script).code == 0
