@@ -20,6 +20,7 @@ import shutil
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,15 +114,20 @@ def _client_file(data: bytes) -> str | None:
     return ref if isinstance(ref, str) else None
 
 
-def inventory(kubernetes_dir: Path) -> list[Entry]:
-    """Every certificate under pki/ and every kubeconfig's client certificate (reads only)."""
-    entries = [_entry(str(p), p.read_bytes()) for p in crt_files(kubernetes_dir / "pki")]
+def _kubeconfigs(kubernetes_dir: Path) -> Iterator[tuple[Path, bytes]]:
+    """The kubeconfigs kubeadm writes that are there, with their bytes."""
     for name in KUBECONFIGS:
         path = kubernetes_dir / name
         try:
-            data = path.read_bytes()
+            yield path, path.read_bytes()
         except FileNotFoundError:
             continue
+
+
+def inventory(kubernetes_dir: Path) -> list[Entry]:
+    """Every certificate under pki/ and every kubeconfig's client certificate (reads only)."""
+    entries = [_entry(str(p), p.read_bytes()) for p in crt_files(kubernetes_dir / "pki")]
+    for path, data in _kubeconfigs(kubernetes_dir):
         found = kubeconfig.embedded(data)
         if found is not None:
             entries.append(_entry(str(path), found.cert, "kubeconfig"))
@@ -201,12 +207,7 @@ def plan_renew(kubernetes_dir: Path, years: int, now: dt.datetime) -> RenewPlan:
         new = pki.reissue(cert, ca, years, now)
         why = f"renewed {_cn(cert)} until {new.not_valid_after_utc:%Y-%m-%d}, same key"
         plan.writes.append(pki.FileWrite(path, pki.cert_pem(new), 0o644, why))
-    for name in KUBECONFIGS:
-        path = kubernetes_dir / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            continue
+    for path, data in _kubeconfigs(kubernetes_dir):
         found = kubeconfig.embedded(data)
         if found is None:
             continue  # a kubelet.conf naming the file the kubelet rotates itself
@@ -224,7 +225,7 @@ def plan_renew(kubernetes_dir: Path, years: int, now: dt.datetime) -> RenewPlan:
         until = f"{new.not_valid_after_utc:%Y-%m-%d}"
         why = f"renewed client certificate of {_cn(pair.cert)} until {until}"
         plan.writes.append(pki.FileWrite(path, text, 0o600, why, secret=True))
-        if name == "admin.conf":
+        if path.name == "admin.conf":
             plan.old_admin = data
     return plan
 
