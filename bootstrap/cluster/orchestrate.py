@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -168,6 +169,7 @@ class Orchestrator:
             raise HostFailed(run.addr)
         run.step = step
         self.report.step(run.addr, step, note)
+        self.write_log(run, f"[{step}] -- begins{f' ({note})' if note else ''}")
 
     @contextlib.contextmanager
     def on(self, run: HostRun) -> Iterator[None]:
@@ -216,14 +218,16 @@ class Orchestrator:
 
     def write_log(self, run: HostRun, line: str) -> None:
         """Per-host log of remote output (no password ever reaches a remote command, and
-        tokens and certificate keys are masked); 0600 from its creation all the same."""
+        tokens and certificate keys are masked); 0600 from its creation all the same. Each
+        line has its UTC time: where a slow host spent its minutes, step by step."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self._log_lock:
             self.s.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.s.log_dir / (run.addr.replace(":", "_").replace("/", "_") + ".log")
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             os.fchmod(fd, 0o600)  # a log an older bootstrap left wider: narrowed first
             with open(fd, "a", encoding="utf-8") as f:
-                f.write(redact(line) + "\n")
+                f.write(f"{stamp} {redact(line)}\n")
 
     def logger(self, run: HostRun) -> Callable[[str], None]:
         return lambda line: self.write_log(run, f"[{run.step}] {line}")

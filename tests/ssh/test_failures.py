@@ -45,6 +45,9 @@ def test_twenty_hosts_three_failing_at_different_steps_the_rest_finish_and_a_rer
     assert re.search(r"failed +bootstrap node .* kubeadm join", row(out.output, refused.addr))
     log = (client.home / ".lvscare-py" / "logs" / f"{refused.ip}.log").read_text()
     assert "told to fail" in log
+    # Every line has its time; each step's beginning is there, so a slow step can be found.
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", ln) for ln in log.splitlines())
+    assert re.search(r"Z \[bootstrap node\] -- begins\n", log), log
     done = [n for n in nodes if n not in (full, broken, refused)]
     for n in done:
         assert re.search(r" ok +- ", row(out.output, n.addr))
