@@ -10,12 +10,12 @@ from typing import Any
 import click
 
 from bootstrap.cli.cluster import cluster_settings, parse_targets, run_hosts
-from bootstrap.cli.options import cluster_name_option, ssh_options
+from bootstrap.cli.options import cluster_name_option, renewal_wait_options, ssh_options
 from bootstrap.cluster import certs
 from bootstrap.cluster.cluster_file import ClusterFile
 from bootstrap.cluster.progress import Reporter
 from bootstrap.errors import StepFailed
-from bootstrap.host.renewal import RESTART_WAIT, SERVE_TIMEOUT, parse_restart_wait
+from bootstrap.host.renewal import parse_restart_wait
 from bootstrap.inputs import parse_years
 
 DEFAULT_WARN_DAYS = 30
@@ -101,24 +101,7 @@ def check_command(
     help="New lifetime of every leaf certificate [default: the cluster's --years, from init]; "
     "never past its CA's end.",
 )
-@click.option(
-    "--restart-wait",
-    default=RESTART_WAIT,
-    show_default=True,
-    type=float,
-    metavar="SECONDS",
-    help="How long each master's control plane manifests stay out of the kubelet's "
-    "directory (it looks every 20 s), so the kubelet stops the pods before they come back.",
-)
-@click.option(
-    "--serve-timeout",
-    default=SERVE_TIMEOUT,
-    show_default=True,
-    type=float,
-    metavar="SECONDS",
-    help="Then wait this long on each master for its kube-apiserver to serve the renewed "
-    "certificate before the next master starts; 0: do not wait.",
-)
+@renewal_wait_options(each_master=True)
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -23,6 +23,7 @@ from bootstrap.cli.options import (
     join_options,
     kubeadm_options,
     lvscare_daemon_options,
+    renewal_wait_options,
     ssh_options,
 )
 from bootstrap.defaults import APISERVER_PORT, DEFAULT_VIP
@@ -35,7 +36,6 @@ from bootstrap.host.kubeadm_config import (
     default_template,
     read_template,
 )
-from bootstrap.host.renewal import RESTART_WAIT, SERVE_TIMEOUT
 from bootstrap.host.state import State
 from bootstrap.inputs import (
     KubeVersion,
@@ -405,24 +405,7 @@ class _CertsGroup(click.Group):
     "backup to STATE_DIR/backup/certs-TIME/; then the control plane restarted. Needs no "
     "--master or --version.",
 )
-@click.option(
-    "--restart-wait",
-    default=RESTART_WAIT,
-    show_default=True,
-    type=float,
-    metavar="SECONDS",
-    help="With --renew: how long the control plane manifests stay out of the kubelet's "
-    "directory (it looks every 20 s) before they go back.",
-)
-@click.option(
-    "--serve-timeout",
-    default=SERVE_TIMEOUT,
-    show_default=True,
-    type=float,
-    metavar="SECONDS",
-    help="With --renew: then wait this long for the local kube-apiserver to serve the "
-    "renewed certificate (HTTPS /readyz, checked against ca.crt); 0: do not wait.",
-)
+@renewal_wait_options(each_master=False)
 @_kubeadm_command
 @click.pass_context
 def certs_command(

@@ -21,6 +21,7 @@ from bootstrap.defaults import (
     STATE_DIR_ENV,
 )
 from bootstrap.host.kubeadm_config import DEFAULT_POD_CIDR, DEFAULT_REPO, DEFAULT_SVC_CIDR
+from bootstrap.host.renewal import RESTART_WAIT, SERVE_TIMEOUT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -222,6 +223,38 @@ ssh_options = _stack(
         help="Seconds to wait for a host to answer.",
     ),
 )
+
+
+def renewal_wait_options(each_master: bool) -> Decorator:
+    """--restart-wait and --serve-timeout of a certificate renewal: on this host
+    (`certs --renew`), or on each master in turn (`certs renew` over SSH)."""
+    how_long, then_wait = (
+        ("How long", "Then wait")
+        if each_master
+        else ("With --renew: how long", "With --renew: then wait")
+    )
+    then = " on each master before the next one starts" if each_master else ""
+    return _stack(
+        click.option(
+            "--restart-wait",
+            default=RESTART_WAIT,
+            show_default=True,
+            type=float,
+            metavar="SECONDS",
+            help=f"{how_long} the control plane manifests stay out of the kubelet's "
+            "directory (it looks every 20 s), so the kubelet stops the pods before they go back.",
+        ),
+        click.option(
+            "--serve-timeout",
+            default=SERVE_TIMEOUT,
+            show_default=True,
+            type=float,
+            metavar="SECONDS",
+            help=f"{then_wait} this long for kube-apiserver to serve the renewed "
+            f"certificate (HTTPS /readyz, checked against ca.crt){then}; 0: do not wait.",
+        ),
+    )
+
 
 # Which cluster file: several clusters side by side on one workstation.
 cluster_name_option = click.option(

@@ -13,41 +13,18 @@ from bootstrap.host import hosts
 from bootstrap.host.seed import seed_vs
 from tests.support.host_tree import Rules, Tree, run
 from tests.support.kubeadm import CA_HASH, TOKEN, Kubeadm
+from tests.support.seed_pod import seed_pod
 
 MASTERS = ["--master", "192.168.0.2", "--master", "192.168.0.3"]
 NODE = ["node", *MASTERS, "--vip", "10.103.97.2", "--token", TOKEN]
 NODE += ["--discovery-token-ca-cert-hash", CA_HASH, "--node-name", "n1", "--version", "v1.30.4"]
-
-SEED_POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: kube-sealyun-lvscare
-  namespace: kube-system
-spec:
-  containers:
-  - command:
-    - /usr/bin/lvscare
-    - care
-    - --vs
-    - {vs}
-    - --health-path
-    - /healthz
-    - --health-schem
-    - https
-    - --rs
-    - 192.168.0.2:6443
-    image: fanux/lvscare:latest
-    name: kube-sealyun-lvscare
-  hostNetwork: true
-"""
 
 
 def seed_node(tree: Tree, vs: str = "10.103.97.2:6443", joined: bool = True) -> bytes:
     """What sealos left: its pod, its hosts line, and (joined) kubeadm's kubelet.conf."""
     manifests = tree.kube / "manifests"
     manifests.mkdir(parents=True)
-    pod = SEED_POD.format(vs=vs).encode()
+    pod = seed_pod(vs=vs).encode()
     (manifests / "kube-sealyun-lvscare.yaml").write_bytes(pod)
     if joined:
         (tree.kube / "kubelet.conf").write_text("written by kubeadm join (the seed's)\n")
@@ -154,7 +131,7 @@ def test_a_seed_hosts_line_ends_as_exactly_one_line_of_ours(line: bytes, count: 
 @pytest.mark.parametrize(
     ("text", "vs"),
     [
-        (SEED_POD.format(vs="10.103.97.2:6443"), "10.103.97.2:6443"),
+        (seed_pod(), "10.103.97.2:6443"),
         ("spec:\n  containers:\n  - args: [care, --vs=10.1.1.1:6443]\n", "10.1.1.1:6443"),
         ("not: [yaml\n  lvscare care --vs 10.2.2.2:6443 --rs x\n", "10.2.2.2:6443"),
         ("kind: Pod\n", None),

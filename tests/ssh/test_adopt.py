@@ -18,6 +18,7 @@ import pytest
 from click.testing import Result
 
 from tests.support import ssh_package
+from tests.support.seed_pod import seed_pod
 from tests.support.ssh_client import Client, bootstrap, lab_and_client
 from tests.support.ssh_hosts import Host, Lab
 
@@ -25,21 +26,6 @@ SEED_MANIFEST = "/etc/kubernetes/manifests/kube-sealyun-lvscare.yaml"
 OUR_MANIFEST = "/etc/kubernetes/manifests/kube-lvscare.yaml"
 KEPT = "/var/lib/lvscare-py/adopted/kube-sealyun-lvscare.yaml"
 SEED_LINE = "10.103.97.2 apiserver.cluster.local"
-
-SEED_POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: kube-sealyun-lvscare
-  namespace: kube-system
-spec:
-  containers:
-  - command: [/usr/bin/lvscare, care, --vs, 10.103.97.2:6443, --health-path, /healthz,
-      --health-schem, https, --rs, {master}:6443]
-    image: fanux/lvscare:latest
-    name: kube-sealyun-lvscare
-  hostNetwork: true
-"""
 
 
 @dataclass
@@ -65,7 +51,7 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seed]:
         client.trust(m0, n1, n2)
         m0.write("/usr/local/bin/kubeadm", ssh_package.KUBEADM, 0o755)
         m0.write("/usr/local/bin/kubectl", ssh_package.KUBECTL, 0o755)
-        n1.write(SEED_MANIFEST, SEED_POD.format(master=m0.ip))
+        n1.write(SEED_MANIFEST, seed_pod(master=m0.ip))
         n1.write("/etc/kubernetes/kubelet.conf", "written by kubeadm join (the seed's)\n")
         n1.write("/etc/hosts", n1.read("/etc/hosts") + SEED_LINE + "\n")
         yield Seed(lab, client, m0, n1, n2)
@@ -101,7 +87,7 @@ def test_a_seed_made_node_is_taken_over_by_the_seeds_join_form(seed: Seed, adopt
     assert sorted(p.name for p in n1.path("/etc/kubernetes/manifests").iterdir()) == [
         "kube-lvscare.yaml"
     ]
-    assert n1.read(KEPT) == SEED_POD.format(master=seed.m0.ip)  # kept, out of kubelet's sight
+    assert n1.read(KEPT) == seed_pod(master=seed.m0.ip)  # kept, out of kubelet's sight
     assert apiserver_lines(n1) == ["10.103.97.2 apiserver.cluster.local # lvscare-py"]
     assert argvs(n1, "kubeadm", "join") == []  # the seed's join is kept
     assert argvs(n1, "ipvs") == [["ipvs", "create", "10.103.97.2:6443", f"{seed.m0.ip}:6443"]]
@@ -139,7 +125,7 @@ def test_clean_of_the_adopted_node_does_not_put_the_seed_pod_back(
     assert result.exit_code == 0, result.output
     n1 = seed.n1
     assert not n1.exists(SEED_MANIFEST) and not n1.exists(OUR_MANIFEST)
-    assert n1.read(KEPT) == SEED_POD.format(master=seed.m0.ip)
+    assert n1.read(KEPT) == seed_pod(master=seed.m0.ip)
     assert apiserver_lines(n1) == []
     assert argvs(seed.m0, "kubectl")[-1][-3:] == ["node", "n1", "--ignore-not-found"]
     assert seed.file("seed")["nodes"] == []
