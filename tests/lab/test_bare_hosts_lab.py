@@ -89,6 +89,9 @@ def ran(bare: Bare, package: Path) -> Any:
     )
     result = bootstrap(*args, "--pod-cidr", POD_CIDR, "--lvscare-mode", "link", "--interval", "2")
     print(result.output)  # the preflight and end tables, with each host's time (pytest -s)
+    for log in sorted((bare.client.home / ".lvscare-py" / "logs").glob("*.log")):
+        begins = [line for line in log.read_text().splitlines() if "-- begins" in line]
+        print(f"{log.stem}: where the time went\n  " + "\n  ".join(begins))
     return result
 
 
